@@ -1,0 +1,98 @@
+//! Errors that cross the wire. They are facts about a job; the host turns them into verdicts.
+//! Each enum pins its SCALE indices so that old and new workers never misread each other.
+
+use parity_scale_codec::{Decode, Encode};
+
+use crate::worker::JobDeath;
+
+/// Why preparation failed.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, thiserror::Error)]
+pub enum PrepareError {
+    /// The code inflates past the code-bomb limit or is not a valid compressed blob.
+    #[codec(index = 0)]
+    #[error("code decompression failed: {0}")]
+    Decompress(String),
+    /// Not valid Wasm, a disallowed feature, or a missing export.
+    #[codec(index = 1)]
+    #[error("prevalidation failed: {0}")]
+    Prevalidation(String),
+    /// The compiler refused the code.
+    #[codec(index = 2)]
+    #[error("compilation failed: {0}")]
+    Compile(String),
+    /// The job needed more memory than the preparation limit.
+    #[codec(index = 3)]
+    #[error("preparation exceeded its memory limit")]
+    OutOfMemory,
+    /// The job used up its CPU time.
+    #[codec(index = 4)]
+    #[error("preparation timed out after {cpu_ms} ms of CPU time")]
+    TimedOut {
+        /// CPU time used.
+        cpu_ms: u64,
+    },
+    /// The job hit the wall-clock backstop.
+    #[codec(index = 5)]
+    #[error("preparation hit the wall-clock backstop after {wall_ms} ms")]
+    WallClockExceeded {
+        /// Wall time used.
+        wall_ms: u64,
+    },
+    /// The job process died without a result.
+    #[codec(index = 6)]
+    #[error("preparation job died: {0}")]
+    JobDied(JobDeath),
+    /// The worker failed for reasons of this machine (I/O, ENOSPC, fork).
+    #[codec(index = 7)]
+    #[error("preparation failed on this machine: {0}")]
+    Internal(String),
+}
+
+impl PrepareError {
+    /// Whether the same code and parameters always fail this way. Deterministic failures are
+    /// remembered for good; the others may be retried.
+    pub fn is_deterministic(&self) -> bool {
+        match self {
+            Self::Decompress(_) | Self::Prevalidation(_) | Self::Compile(_) | Self::OutOfMemory => {
+                true
+            }
+            Self::TimedOut { .. }
+            | Self::WallClockExceeded { .. }
+            | Self::JobDied(_)
+            | Self::Internal(_) => false,
+        }
+    }
+}
+
+/// Why an execute job reported failure from inside.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, thiserror::Error)]
+pub enum ExecJobError {
+    /// The guest trapped (including `unreachable`, out-of-bounds access, stack exhaustion).
+    #[codec(index = 0)]
+    #[error("trap: {0}")]
+    Trap(String),
+    /// The guest panicked and reported it through the panic handler.
+    #[codec(index = 1)]
+    #[error("panic: {0}")]
+    Panic(String),
+    /// `validate_block` returned a pointer or length outside memory, or undecodable bytes.
+    #[codec(index = 2)]
+    #[error("bad result: {0}")]
+    BadResult(String),
+    /// The module could not be instantiated (start function, memory bound, missing export).
+    #[codec(index = 3)]
+    #[error("instantiation failed: {0}")]
+    Instantiation(String),
+    /// The params could not be decoded or decompressed (e.g. a PoV bomb).
+    #[codec(index = 4)]
+    #[error("bad params: {0}")]
+    BadParams(String),
+    /// The guest called a host function this host does not implement.
+    #[codec(index = 5)]
+    #[error("call to unsupported host function `{0}`")]
+    UnsupportedHostFunction(String),
+    /// The job failed for reasons of this machine, not the guest.
+    #[codec(index = 6)]
+    #[error("internal error: {0}")]
+    Internal(String),
+}

@@ -1,0 +1,3 @@
+//! Host–worker IPC.
+
+pub mod frame;

@@ -1,0 +1,100 @@
+//! Messages between the host and its workers. Each is one frame ([`crate::ipc::frame`]).
+//!
+//! Workers report facts (what the job did, how it ended); the host maps facts to verdicts,
+//! in one table (`pvf_host::verdict`).
+
+use parity_scale_codec::{Decode, Encode};
+
+use crate::error::{ExecJobError, PrepareError};
+use crate::params::{ArtifactId, ExecutorParams};
+use crate::sandbox::SecurityStatus;
+use crate::validation::ValidationResult;
+use crate::worker::JobDeath;
+
+/// The first frame a worker sends after connecting.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Handshake {
+    /// The worker's version; the host refuses a worker that differs from itself.
+    pub version: String,
+    /// Which sandbox layers the worker has in force.
+    pub security: SecurityStatus,
+}
+
+/// Asks a prepare worker to compile code into an artifact.
+#[derive(Clone, Debug, Encode, Decode)]
+pub struct PrepareRequest {
+    /// The code, possibly compressed.
+    pub code: Vec<u8>,
+    /// The executor parameters to prepare under.
+    pub params: ExecutorParams,
+    /// The artifact's id, written into its header.
+    pub id: ArtifactId,
+    /// CPU-time limit in milliseconds.
+    pub timeout_ms: u64,
+}
+
+/// A prepared artifact, waiting in the worker dir for the host to move it into the cache.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Prepared {
+    /// The file's name inside the worker dir.
+    pub file_name: String,
+    /// Size of the artifact file in bytes.
+    pub artifact_len: u64,
+    /// Size of the Wasm code after decompression.
+    pub code_len: u64,
+    /// CPU time the job used, in milliseconds.
+    pub cpu_ms: u64,
+}
+
+/// A prepare worker's answer.
+pub type PrepareResponse = Result<Prepared, PrepareError>;
+
+/// Asks an execute worker to run `validate_block`.
+#[derive(Clone, Debug, Encode, Decode)]
+pub struct ExecuteRequest {
+    /// The artifact to run; its file is `id.file_name()` in the worker dir.
+    pub id: ArtifactId,
+    /// The parameters it was prepared under.
+    pub params: ExecutorParams,
+    /// SCALE-encoded `ValidationParams`.
+    pub validation_params: Vec<u8>,
+    /// CPU-time limit in milliseconds.
+    pub timeout_ms: u64,
+}
+
+/// How an execute job ended, as observed by the worker.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum ExecuteResponse {
+    /// `validate_block` returned a decodable result.
+    #[codec(index = 0)]
+    Ok {
+        /// The decoded result.
+        result: ValidationResult,
+        /// CPU time the job used, in milliseconds.
+        cpu_ms: u64,
+    },
+    /// The job ran and reported why the candidate failed.
+    #[codec(index = 1)]
+    JobError(ExecJobError),
+    /// The job used up its CPU time.
+    #[codec(index = 2)]
+    TimedOut {
+        /// CPU time used when it was stopped, in milliseconds.
+        cpu_ms: u64,
+    },
+    /// The job hit the wall-clock backstop without using its CPU time.
+    #[codec(index = 3)]
+    WallClockExceeded {
+        /// Wall time when it was stopped, in milliseconds.
+        wall_ms: u64,
+    },
+    /// The job process died without a result.
+    #[codec(index = 4)]
+    JobDied(JobDeath),
+    /// The artifact file failed verification: never a verdict on the candidate.
+    #[codec(index = 5)]
+    BadArtifact(String),
+    /// The worker could not run the job (I/O, fork, pipe).
+    #[codec(index = 6)]
+    WorkerError(String),
+}

@@ -1,0 +1,404 @@
+//! The job-process runner both workers share: fork a child for one job, confine it, run the
+//! job body there, and supervise it from the worker: result pipe, CPU-time limit, wall-clock
+//! backstop, and the mapping of its end to a typed [`JobEnd`].
+//!
+//! The CPU-time limit is enforced from outside the child (the worker reads the child's CPU
+//! clock), so a compromised job cannot block or ignore it.
+
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::{ForkResult, Pid, fork, pipe2};
+use parity_scale_codec::{Decode, DecodeAll, Encode};
+
+use crate::ipc::frame::MAX_FRAME_LEN;
+use crate::worker::JobDeath;
+
+/// Exit code of a job child whose confinement failed before it touched untrusted bytes.
+pub const EXIT_CONFINE_FAILED: i32 = 90;
+/// Exit code of a job child whose body panicked.
+pub const EXIT_PANIC: i32 = 91;
+/// Exit code of a job child that could not write its result.
+pub const EXIT_WRITE_FAILED: i32 = 92;
+
+/// Limits for one job.
+#[derive(Clone, Copy, Debug)]
+pub struct JobLimits {
+    /// CPU time (user + system, all threads) the job may use.
+    pub cpu: Duration,
+    /// Wall time after which a job that has not used its CPU time is stopped anyway.
+    pub wall: Duration,
+}
+
+impl JobLimits {
+    /// How much longer than the CPU limit the wall-clock backstop is.
+    pub const WALL_CLOCK_FACTOR: u32 = 4;
+
+    /// Limits with the backstop at [`Self::WALL_CLOCK_FACTOR`] times the CPU limit.
+    pub fn from_cpu(cpu: Duration) -> Self {
+        Self {
+            cpu,
+            wall: cpu * Self::WALL_CLOCK_FACTOR,
+        }
+    }
+}
+
+/// How a job ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum JobEnd<T> {
+    /// The body returned a value.
+    Finished {
+        /// What the body returned.
+        value: T,
+        /// CPU time the job used.
+        cpu: Duration,
+    },
+    /// The job used up its CPU time and was killed.
+    TimedOut {
+        /// CPU time when it was killed.
+        cpu: Duration,
+    },
+    /// The job hit the wall-clock backstop and was killed.
+    WallClockExceeded {
+        /// Wall time when it was killed.
+        wall: Duration,
+    },
+    /// The job process ended without a result.
+    Died(JobDeath),
+}
+
+/// Why the runner itself failed (the job never ran or could not be supervised).
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    /// Creating the result pipe failed.
+    #[error("pipe2: {0}")]
+    Pipe(nix::Error),
+    /// Forking the job process failed.
+    #[error("fork: {0}")]
+    Fork(nix::Error),
+    /// Supervising the job failed (pidfd, poll, read, wait).
+    #[error("supervising the job: {0}")]
+    Supervise(std::io::Error),
+}
+
+/// Runs `body` in a forked child after `confine` has succeeded there, and supervises it.
+///
+/// The caller must be single-threaded: the child of a multi-threaded process may inherit
+/// locks held by threads that do not exist in it.
+pub fn run_job<T, E>(
+    limits: JobLimits,
+    confine: impl FnOnce() -> Result<(), E>,
+    body: impl FnOnce() -> T,
+) -> Result<JobEnd<T>, RunnerError>
+where
+    T: Encode + Decode,
+    E: std::fmt::Display,
+{
+    let (read_end, write_end) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(RunnerError::Pipe)?;
+    // SAFETY: the worker is single-threaded (see above), so the child can run Rust code.
+    match unsafe { fork() }.map_err(RunnerError::Fork)? {
+        ForkResult::Child => {
+            drop(read_end);
+            child_main(write_end, confine, body)
+        }
+        ForkResult::Parent { child } => {
+            drop(write_end);
+            supervise(child, read_end, limits)
+        }
+    }
+}
+
+fn child_main<T: Encode, E: std::fmt::Display>(
+    write_end: OwnedFd,
+    confine: impl FnOnce() -> Result<(), E>,
+    body: impl FnOnce() -> T,
+) -> ! {
+    // Die with the worker, so a killed worker leaves no job behind.
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    if let Err(e) = confine() {
+        tracing::error!("job confinement failed: {e}");
+        exit_now(EXIT_CONFINE_FAILED);
+    }
+    let value = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(value) => value,
+        Err(_) => exit_now(EXIT_PANIC),
+    };
+    let mut pipe = File::from(write_end);
+    match pipe.write_all(&value.encode()) {
+        Ok(()) => exit_now(0),
+        Err(_) => exit_now(EXIT_WRITE_FAILED),
+    }
+}
+
+/// Leaves the job process at once, running no destructors or atexit handlers that belong
+/// to the worker.
+fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and is async-signal-safe.
+    unsafe { libc::_exit(code) }
+}
+
+fn supervise<T: Decode>(
+    child: Pid,
+    read_end: OwnedFd,
+    limits: JobLimits,
+) -> Result<JobEnd<T>, RunnerError> {
+    let guard = KillOnDrop(child);
+    let pidfd = pidfd_open(child).map_err(RunnerError::Supervise)?;
+    set_nonblocking(&read_end).map_err(RunnerError::Supervise)?;
+    let mut pipe = File::from(read_end);
+    let mut output = Vec::new();
+    let mut pipe_open = true;
+    let start = Instant::now();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    loop {
+        let cpu = child_cpu_time(child);
+        if cpu >= limits.cpu {
+            return Ok(guard.kill_and_reap(JobEnd::TimedOut { cpu }));
+        }
+        let wall = start.elapsed();
+        if wall >= limits.wall {
+            return Ok(guard.kill_and_reap(JobEnd::WallClockExceeded { wall }));
+        }
+        // A job can burn CPU on every core at once, so wake early enough to catch that.
+        let wait = ((limits.cpu - cpu) / cpus)
+            .min(limits.wall - wall)
+            .max(Duration::from_millis(1));
+        let (pipe_ready, exited) =
+            poll_two(pipe_open.then_some(&pipe), &pidfd, wait).map_err(RunnerError::Supervise)?;
+        if pipe_ready {
+            pipe_open = drain(&mut pipe, &mut output).map_err(RunnerError::Supervise)?;
+        }
+        if output.len() > MAX_FRAME_LEN as usize {
+            let death = JobDeath::Garbled("result larger than the frame limit".into());
+            return Ok(guard.kill_and_reap(JobEnd::Died(death)));
+        }
+        if exited {
+            if pipe_open {
+                drain(&mut pipe, &mut output).map_err(RunnerError::Supervise)?;
+            }
+            let (status, cpu) = guard.reap().map_err(RunnerError::Supervise)?;
+            return Ok(conclude(status, cpu, &output));
+        }
+    }
+}
+
+/// Turns the child's wait status and output into a [`JobEnd`].
+fn conclude<T: Decode>(status: libc::c_int, cpu: Duration, output: &[u8]) -> JobEnd<T> {
+    if libc::WIFSIGNALED(status) {
+        let signal = libc::WTERMSIG(status);
+        return JobEnd::Died(if signal == libc::SIGSYS {
+            JobDeath::Seccomp
+        } else {
+            JobDeath::Signal(signal)
+        });
+    }
+    let code = libc::WEXITSTATUS(status);
+    if code != 0 {
+        return JobEnd::Died(JobDeath::Exited(code));
+    }
+    match T::decode_all(&mut &output[..]) {
+        Ok(value) => JobEnd::Finished { value, cpu },
+        Err(e) => JobEnd::Died(JobDeath::Garbled(format!("undecodable job result: {e}"))),
+    }
+}
+
+/// Reads what is available; returns whether the pipe is still open.
+fn drain(pipe: &mut File, output: &mut Vec<u8>) -> std::io::Result<bool> {
+    let mut chunk = [0u8; 64 * 1024];
+    loop {
+        match pipe.read(&mut chunk) {
+            Ok(0) => return Ok(false),
+            Ok(n) => {
+                output.extend_from_slice(&chunk[..n]);
+                if output.len() > MAX_FRAME_LEN as usize {
+                    return Ok(true);
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(true),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Kills and reaps the child unless it was reaped normally.
+struct KillOnDrop(Pid);
+
+impl KillOnDrop {
+    fn kill_and_reap<T>(self, end: JobEnd<T>) -> JobEnd<T> {
+        let _ = kill(self.0, Signal::SIGKILL);
+        let _ = self.reap();
+        end
+    }
+
+    /// Waits for the child; returns its status and CPU time.
+    fn reap(self) -> std::io::Result<(libc::c_int, Duration)> {
+        let pid = self.0;
+        std::mem::forget(self);
+        let mut status = 0;
+        // SAFETY: rusage is plain data, zero is a valid value for it.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        loop {
+            // SAFETY: valid pointers to locals; pid is our own child.
+            let r = unsafe { libc::wait4(pid.as_raw(), &mut status, 0, &mut usage) };
+            if r >= 0 {
+                break;
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+        let cpu = timeval(usage.ru_utime) + timeval(usage.ru_stime);
+        Ok((status, cpu))
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = kill(self.0, Signal::SIGKILL);
+        // SAFETY: reaping our own child; null status pointer is allowed.
+        unsafe { libc::waitpid(self.0.as_raw(), std::ptr::null_mut(), 0) };
+    }
+}
+
+fn timeval(tv: libc::timeval) -> Duration {
+    Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64)
+}
+
+/// CPU time the (live or zombie) child has used; zero if it cannot be read.
+fn child_cpu_time(child: Pid) -> Duration {
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: valid out-pointer.
+    if unsafe { libc::clock_getcpuclockid(child.as_raw(), &mut clock) } != 0 {
+        return Duration::ZERO;
+    }
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+fn pidfd_open(pid: Pid) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just gave us this fd and nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    Ok(())
+}
+
+/// Polls the result pipe (if still open) and the pidfd; returns which are ready.
+fn poll_two(
+    pipe: Option<&File>,
+    pidfd: &OwnedFd,
+    timeout: Duration,
+) -> std::io::Result<(bool, bool)> {
+    let mut fds = [
+        libc::pollfd {
+            fd: pidfd.as_fd().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: pipe.map_or(-1, |p| p.as_raw_fd()),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: fds is a valid array of two pollfd; a negative fd is ignored by poll.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+    if r < 0 {
+        let err = std::io::Error::last_os_error();
+        return if err.kind() == ErrorKind::Interrupted {
+            Ok((false, false))
+        } else {
+            Err(err)
+        };
+    }
+    Ok((fds[1].revents != 0, fds[0].revents != 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(ms: u64) -> JobLimits {
+        JobLimits::from_cpu(Duration::from_millis(ms))
+    }
+
+    fn no_confine() -> Result<(), String> {
+        Ok(())
+    }
+
+    // These tests fork the test process; the test harness is multi-threaded, but the child
+    // only computes and writes to a pipe, which is safe after fork.
+
+    #[test]
+    fn returns_the_body_value() {
+        let end = run_job(limits(5_000), no_confine, || 41u32 + 1).unwrap();
+        assert!(matches!(end, JobEnd::Finished { value: 42, .. }));
+    }
+
+    #[test]
+    fn cpu_limit_kills_a_spinning_job() {
+        let start = Instant::now();
+        let end = run_job(limits(200), no_confine, || -> u32 {
+            let mut x = 0u64;
+            loop {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        })
+        .unwrap();
+        assert!(matches!(end, JobEnd::TimedOut { cpu } if cpu >= Duration::from_millis(200)));
+        assert!(start.elapsed() < Duration::from_millis(800));
+    }
+
+    #[test]
+    fn wall_clock_catches_a_sleeping_job() {
+        let end = run_job(limits(50), no_confine, || {
+            std::thread::sleep(Duration::from_secs(10));
+            0u32
+        })
+        .unwrap();
+        assert!(matches!(end, JobEnd::WallClockExceeded { .. }));
+    }
+
+    #[test]
+    fn signals_and_exits_are_typed() {
+        let end = run_job(limits(5_000), no_confine, || {
+            // SAFETY: raising a signal in the forked child.
+            unsafe { libc::raise(libc::SIGSYS) };
+            0u32
+        })
+        .unwrap();
+        assert_eq!(end, JobEnd::Died(JobDeath::Seccomp));
+        let end = run_job(limits(5_000), no_confine, || {
+            // SAFETY: raising a signal in the forked child.
+            unsafe { libc::raise(libc::SIGSEGV) };
+            0u32
+        })
+        .unwrap();
+        assert_eq!(end, JobEnd::Died(JobDeath::Signal(libc::SIGSEGV)));
+        let end = run_job(limits(5_000), || Err("no"), || 0u32).unwrap();
+        assert_eq!(end, JobEnd::Died(JobDeath::Exited(EXIT_CONFINE_FAILED)));
+    }
+}

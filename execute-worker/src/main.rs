@@ -1,0 +1,23 @@
+//! The execute worker: a process the host spawns to run prepared artifacts.
+//!
+//! ```text
+//! host ──socket──▶ execute-worker ──fork──▶ execute job (instantiate, validate_block)
+//! ```
+//!
+//! The worker loads each artifact once into memory it owns, verifies its checksum, and
+//! keeps the deserialized module for its lifetime; each job is a child forked from the
+//! worker, so it starts with the module already in memory.
+
+mod allocator;
+mod host_functions;
+mod job;
+mod runtime;
+
+use std::process::ExitCode;
+
+use pvf_common::sandbox::WorkerKind;
+
+fn main() -> ExitCode {
+    let mut worker = job::Worker::default();
+    pvf_common::worker::serve(WorkerKind::Execute, |ctx, request| worker.handle(ctx, request))
+}

@@ -1,0 +1,134 @@
+//! Running `validate_block` on a loaded module: instantiate with the host functions, put
+//! the params into the allocator's first allocation, call, and read the result back.
+
+use parity_scale_codec::Decode;
+use pvf_common::error::ExecJobError;
+use pvf_common::validation::ValidationResult;
+use wasmtime::{Engine, Linker, Memory, MemoryType, Module, Store, StoreLimitsBuilder, Trap};
+
+use crate::allocator::{FreeingBump, PAGE_SIZE};
+use crate::host_functions::{self, HostError, HostState, with_allocator};
+
+/// The export every validation function provides.
+const ENTRY_POINT: &str = "validate_block";
+
+/// A module ready to run: loaded, verified and linked once per worker.
+pub struct Runtime {
+    module: Module,
+    linker: Linker<HostState>,
+    /// The memory type if the module imports `env.memory` instead of exporting one.
+    memory_import: Option<MemoryType>,
+}
+
+impl Runtime {
+    /// Links `module` against the host functions.
+    pub fn new(engine: &Engine, module: Module) -> wasmtime::Result<Self> {
+        let linker = host_functions::linker(engine, &module)?;
+        let memory_import = module.imports().find_map(|import| {
+            (import.module() == "env" && import.name() == "memory")
+                .then(|| import.ty().memory().cloned())
+                .flatten()
+        });
+        Ok(Self {
+            module,
+            linker,
+            memory_import,
+        })
+    }
+
+    /// Runs `validate_block` on SCALE-encoded params in a fresh instance.
+    pub fn validate(&self, params: &[u8], max_pages: u32) -> Result<ValidationResult, ExecJobError> {
+        let mut store = Store::new(
+            self.module.engine(),
+            HostState {
+                limits: StoreLimitsBuilder::new()
+                    .memory_size(max_pages as usize * PAGE_SIZE as usize)
+                    .build(),
+                memory: None,
+                max_pages: max_pages.into(),
+                allocator: None,
+            },
+        );
+        store.limiter(|state| &mut state.limits);
+        let (instance, memory) = self.instantiate(&mut store)?;
+        let heap_base = instance
+            .get_global(&mut store, "__heap_base")
+            .and_then(|g| g.get(&mut store).i32())
+            .ok_or_else(|| ExecJobError::Instantiation("no i32 export `__heap_base`".into()))?;
+        store.data_mut().memory = Some(memory);
+        store.data_mut().allocator = Some(FreeingBump::new(heap_base as u32));
+        let entry = instance
+            .get_typed_func::<(i32, i32), i64>(&mut store, ENTRY_POINT)
+            .map_err(|e| ExecJobError::Instantiation(format!("{ENTRY_POINT}: {e:#}")))?;
+
+        let len = u32::try_from(params.len())
+            .map_err(|_| ExecJobError::BadParams("params larger than 4 GiB".into()))?;
+        let ptr = with_allocator(&mut store, |alloc, heap| alloc.allocate(heap, len))
+            .map_err(|e| ExecJobError::BadParams(format!("cannot place params: {e:#}")))?;
+        memory
+            .write(&mut store, ptr as usize, params)
+            .map_err(|e| ExecJobError::BadParams(format!("cannot place params: {e}")))?;
+
+        let packed = entry
+            .call(&mut store, (ptr as i32, len as i32))
+            .map_err(classify)? as u64;
+        let (out_ptr, out_len) = (packed as u32 as usize, (packed >> 32) as usize);
+        let output = memory
+            .data(&store)
+            .get(out_ptr..out_ptr + out_len)
+            .ok_or_else(|| {
+                ExecJobError::BadResult(format!(
+                    "result at {out_ptr:#x}+{out_len} is outside memory"
+                ))
+            })?;
+        ValidationResult::decode(&mut &output[..])
+            .map_err(|e| ExecJobError::BadResult(format!("undecodable result: {e}")))
+    }
+
+    /// Instantiates the module, providing `env.memory` if it imports one.
+    fn instantiate(
+        &self,
+        store: &mut Store<HostState>,
+    ) -> Result<(wasmtime::Instance, Memory), ExecJobError> {
+        let construction = |e: wasmtime::Error| match e.downcast_ref::<HostError>() {
+            Some(HostError::Unsupported(name)) => ExecJobError::UnsupportedHostFunction(name.clone()),
+            _ => ExecJobError::Instantiation(format!("{e:#}")),
+        };
+        match &self.memory_import {
+            Some(ty) => {
+                let memory = Memory::new(&mut *store, ty.clone()).map_err(construction)?;
+                let mut linker = self.linker.clone();
+                linker
+                    .define(&*store, "env", "memory", memory)
+                    .map_err(construction)?;
+                let instance = linker.instantiate(&mut *store, &self.module).map_err(construction)?;
+                Ok((instance, memory))
+            }
+            None => {
+                let instance = self
+                    .linker
+                    .instantiate(&mut *store, &self.module)
+                    .map_err(construction)?;
+                let memory = instance.get_memory(&mut *store, "memory").ok_or_else(|| {
+                    ExecJobError::Instantiation("no exported `memory`".into())
+                })?;
+                Ok((instance, memory))
+            }
+        }
+    }
+}
+
+/// Tells apart why a call ended: a host function's reason, or a trap.
+fn classify(error: wasmtime::Error) -> ExecJobError {
+    if let Some(host) = error.downcast_ref::<HostError>() {
+        return match host {
+            HostError::Unsupported(name) => ExecJobError::UnsupportedHostFunction(name.clone()),
+            HostError::Panic(message) => ExecJobError::Panic(message.clone()),
+            other => ExecJobError::Trap(other.to_string()),
+        };
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(trap) => ExecJobError::Trap(trap.to_string()),
+        None => ExecJobError::Trap(format!("{error:#}")),
+    }
+}

@@ -1,0 +1,126 @@
+//! `pvf validate CODE`: prepare (if needed) and execute, end to end through the workers.
+
+use std::path::PathBuf;
+
+use parity_scale_codec::Encode;
+use pvf_common::params::{ExecKind, ExecutorParams};
+use pvf_common::validation::ValidationParams;
+use pvf_host::{Execution, ExitCode, Host, Verdict};
+
+/// Validate a candidate: prepare the code, run `validate_block` on the params, print the
+/// verdict.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The code: .wasm, .wat, or a compressed blob.
+    code: PathBuf,
+    /// A file holding SCALE-encoded ValidationParams.
+    #[arg(long, value_name = "FILE", conflicts_with = "params_hex")]
+    params: Option<PathBuf>,
+    /// SCALE-encoded ValidationParams in hex [default: all-empty params].
+    #[arg(long, value_name = "HEX")]
+    params_hex: Option<String>,
+    /// Which validation this is; sets the time limit (backing 2 s, approval/dispute 12 s).
+    #[arg(long, value_enum, default_value = "backing")]
+    kind: Kind,
+    /// Override the CPU-time limit, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    timeout_ms: Option<u64>,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Kind {
+    Backing,
+    Approval,
+    Dispute,
+}
+
+pub async fn run(config: pvf_host::Config, args: Args) -> ExitCode {
+    let inputs = super::input::read_code(&args.code).and_then(|code| {
+        let params = match (&args.params, &args.params_hex) {
+            (Some(path), _) => std::fs::read(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+            (None, Some(hex)) => super::input::params_from_hex(hex)?,
+            (None, None) => ValidationParams::default().encode(),
+        };
+        Ok((code, params))
+    });
+    let (code, validation_params) = match inputs {
+        Ok(inputs) => inputs,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::Usage;
+        }
+    };
+    let host = match Host::start(config) {
+        Ok(host) => host,
+        Err(e) => return super::start_failed(e),
+    };
+    let kind = match args.kind {
+        Kind::Backing => ExecKind::Backing,
+        Kind::Approval => ExecKind::Approval,
+        Kind::Dispute => ExecKind::Dispute,
+    };
+    let mut params = ExecutorParams::default();
+    if let Some(ms) = args.timeout_ms {
+        params.backing_timeout_ms = ms;
+        params.approval_timeout_ms = ms;
+    }
+    let execution = host.execute(&code, &params, &validation_params, kind).await;
+    if args.json {
+        println!("{}", json(&execution));
+    } else {
+        print_human(&execution);
+    }
+    execution.verdict.exit_code()
+}
+
+fn print_human(execution: &Execution) {
+    println!("verdict: {}", execution.verdict);
+    if let Verdict::Valid(result) = &execution.verdict {
+        println!("head data: 0x{}", hex::encode(&result.head_data));
+        println!(
+            "messages: {} upward, {} horizontal; {} downward processed; hrmp watermark {}",
+            result.upward_messages.len(),
+            result.horizontal_messages.len(),
+            result.processed_downward_messages,
+            result.hrmp_watermark
+        );
+        if let Some(code) = &result.new_validation_code {
+            println!("new validation code: {} bytes", code.len());
+        }
+    }
+    println!(
+        "prepare: {:.1} ms, execute: {:.1} ms",
+        execution.prepare_time.as_secs_f64() * 1e3,
+        execution.execute_time.as_secs_f64() * 1e3
+    );
+}
+
+fn json(execution: &Execution) -> serde_json::Value {
+    let (kind, reason) = match &execution.verdict {
+        Verdict::Valid(_) => ("Valid", None),
+        Verdict::Invalid(reason) => ("Invalid", Some(reason.to_string())),
+        Verdict::PossiblyInvalid(reason) => ("PossiblyInvalid", Some(reason.clone())),
+        Verdict::Internal(reason) => ("Internal", Some(reason.clone())),
+    };
+    let mut out = serde_json::json!({
+        "verdict": kind,
+        "reason": reason,
+        "prepare_ms": execution.prepare_time.as_secs_f64() * 1e3,
+        "execute_ms": execution.execute_time.as_secs_f64() * 1e3,
+    });
+    if let Verdict::Valid(r) = &execution.verdict {
+        out["result"] = serde_json::json!({
+            "head_data": format!("0x{}", hex::encode(&r.head_data)),
+            "new_validation_code_len": r.new_validation_code.as_ref().map(Vec::len),
+            "upward_messages": r.upward_messages.len(),
+            "horizontal_messages": r.horizontal_messages.len(),
+            "processed_downward_messages": r.processed_downward_messages,
+            "hrmp_watermark": r.hrmp_watermark,
+        });
+    }
+    out
+}

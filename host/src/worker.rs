@@ -1,0 +1,210 @@
+//! Spawning a worker process and talking to it: private socket, cleared environment, spawn
+//! timeout, version handshake, and frames with deadlines.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parity_scale_codec::{Decode, Encode};
+use pvf_common::ipc::frame::{self, FrameError, HEADER_LEN};
+use pvf_common::message::Handshake;
+use pvf_common::sandbox::{SandboxMode, SecurityStatus};
+use pvf_common::worker::VERSION;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::process::{Child, Command};
+
+/// Why a worker could not be spawned or stopped answering.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// Setting up or starting the process failed.
+    #[error("spawning {program}: {source}")]
+    Spawn {
+        /// The worker binary.
+        program: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The worker did not connect and hand shake in time.
+    #[error("worker did not connect within {0:?}")]
+    SpawnTimeout(Duration),
+    /// The worker runs another version than the host.
+    #[error("worker version {worker} differs from host version {VERSION}")]
+    VersionMismatch {
+        /// The worker's version.
+        worker: String,
+    },
+    /// The worker did not answer in time.
+    #[error("worker did not answer within {0:?}")]
+    Timeout(Duration),
+    /// The connection broke or carried a bad frame (the worker probably died).
+    #[error("worker connection: {0}")]
+    Frame(#[from] FrameError),
+}
+
+/// How to start a worker.
+#[derive(Clone, Debug)]
+pub struct SpawnSpec {
+    /// The worker binary.
+    pub program: PathBuf,
+    /// The directory the worker gets; created by [`WorkerProcess::spawn`], removed on drop.
+    pub dir: PathBuf,
+    /// How long the worker has to connect and hand shake.
+    pub timeout: Duration,
+    /// Whether the worker sandboxes itself.
+    pub sandbox: SandboxMode,
+}
+
+/// A running worker and its connection. Dropping it kills the worker and removes its dir.
+pub struct WorkerProcess {
+    child: Child,
+    stream: UnixStream,
+    dir: PathBuf,
+    /// The sandbox layers the worker reported.
+    pub security: SecurityStatus,
+}
+
+impl WorkerProcess {
+    /// Starts a worker and waits for its handshake.
+    pub async fn spawn(spec: &SpawnSpec) -> Result<Self, WorkerError> {
+        let spawn_err = |source| WorkerError::Spawn {
+            program: spec.program.clone(),
+            source,
+        };
+        let socket_dir = PrivateDir::create().map_err(spawn_err)?;
+        let socket_path = socket_dir.0.join("socket");
+        let listener = UnixListener::bind(&socket_path).map_err(spawn_err)?;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(&spec.dir)
+            .map_err(spawn_err)?;
+        let mut command = Command::new(&spec.program);
+        command
+            .arg("--socket-path")
+            .arg(&socket_path)
+            .arg("--worker-dir")
+            .arg(&spec.dir)
+            .arg("--node-version")
+            .arg(VERSION)
+            .env_clear()
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        if let Ok(filter) = std::env::var("RUST_LOG") {
+            command.env("RUST_LOG", filter);
+        }
+        if spec.sandbox == SandboxMode::Disabled {
+            command.arg("--insecure");
+        }
+        let child = command.spawn().map_err(spawn_err)?;
+        let connect = async {
+            let (mut stream, _) = listener.accept().await.map_err(FrameError::Io)?;
+            let handshake: Handshake = read(&mut stream).await?;
+            Ok::<_, WorkerError>((stream, handshake))
+        };
+        let (stream, handshake) = tokio::time::timeout(spec.timeout, connect)
+            .await
+            .map_err(|_| WorkerError::SpawnTimeout(spec.timeout))??;
+        drop(socket_dir);
+        if handshake.version != VERSION {
+            return Err(WorkerError::VersionMismatch {
+                worker: handshake.version,
+            });
+        }
+        Ok(Self {
+            child,
+            stream,
+            dir: spec.dir.clone(),
+            security: handshake.security,
+        })
+    }
+
+    /// The worker's directory as the host sees it.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The worker's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Sends one request and waits up to `timeout` for the answer.
+    pub async fn call<Req: Encode, Resp: Decode>(
+        &mut self,
+        request: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, WorkerError> {
+        let bytes = frame::encode(request)?;
+        let exchange = async {
+            self.stream.write_all(&bytes).await.map_err(FrameError::Io)?;
+            read(&mut self.stream).await
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| WorkerError::Timeout(timeout))?
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            tracing::debug!(dir = %self.dir.display(), "removing worker dir: {e}");
+        }
+    }
+}
+
+/// Reads one frame, checking its length before allocating.
+async fn read<T: Decode>(stream: &mut UnixStream) -> Result<T, WorkerError> {
+    let mut header = [0u8; HEADER_LEN];
+    match stream.read_exact(&mut header).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(FrameError::Closed.into());
+        }
+        Err(e) => return Err(FrameError::Io(e).into()),
+    }
+    let len = frame::payload_len(header)?;
+    let mut payload = vec![0u8; len];
+    stream.read_exact(&mut payload).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            FrameError::Truncated {
+                expected: len,
+                got: 0,
+            }
+        } else {
+            FrameError::Io(e)
+        }
+    })?;
+    Ok(frame::decode(&payload)?)
+}
+
+/// A fresh mode-0700 directory in the system temp dir for a socket: Unix socket paths are
+/// limited to 108 bytes, so sockets cannot live under a long cache path.
+struct PrivateDir(PathBuf);
+
+impl PrivateDir {
+    fn create() -> std::io::Result<Self> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!(
+            "pvf-{}-{}-{nanos}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let path = std::env::temp_dir().join(name);
+        std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
