@@ -29,7 +29,10 @@ pub fn is_compressed(blob: &[u8]) -> bool {
 }
 
 /// Returns `blob` decompressed if it carries the magic, or as-is if it does not.
-pub fn maybe_decompress(blob: &[u8], limit: usize) -> Result<std::borrow::Cow<'_, [u8]>, DecompressError> {
+pub fn maybe_decompress(
+    blob: &[u8],
+    limit: usize,
+) -> Result<std::borrow::Cow<'_, [u8]>, DecompressError> {
     let Some(compressed) = blob.strip_prefix(&MAGIC[..]) else {
         return Ok(std::borrow::Cow::Borrowed(blob));
     };
@@ -66,7 +69,10 @@ mod tests {
     #[test]
     fn round_trip_within_limit() {
         let data = vec![7u8; 1000];
-        assert_eq!(&*maybe_decompress(&compress(&data).unwrap(), 1000).unwrap(), &data[..]);
+        assert_eq!(
+            &*maybe_decompress(&compress(&data).unwrap(), 1000).unwrap(),
+            &data[..]
+        );
     }
 
     #[test]
@@ -83,6 +89,9 @@ mod tests {
     fn garbage_after_magic_is_invalid() {
         let mut blob = MAGIC.to_vec();
         blob.extend_from_slice(b"not zstd at all");
-        assert!(matches!(maybe_decompress(&blob, 100), Err(DecompressError::Invalid(_))));
+        assert!(matches!(
+            maybe_decompress(&blob, 100),
+            Err(DecompressError::Invalid(_))
+        ));
     }
 }

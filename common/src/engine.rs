@@ -90,8 +90,23 @@ fn cpu_features() -> Vec<&'static str> {
         ($($f:tt),*) => { vec![$(if std::is_x86_feature_detected!($f) { $f } else { "" }),*] };
     }
     detected!(
-        "sse3", "ssse3", "sse4.1", "sse4.2", "popcnt", "avx", "avx2", "fma", "bmi1", "bmi2",
-        "lzcnt", "avx512f", "avx512vl", "avx512dq", "avx512bitalg", "avx512vbmi", "cmpxchg16b"
+        "sse3",
+        "ssse3",
+        "sse4.1",
+        "sse4.2",
+        "popcnt",
+        "avx",
+        "avx2",
+        "fma",
+        "bmi1",
+        "bmi2",
+        "lzcnt",
+        "avx512f",
+        "avx512vl",
+        "avx512dq",
+        "avx512bitalg",
+        "avx512vbmi",
+        "cmpxchg16b"
     )
 }
 
@@ -145,10 +160,7 @@ mod tests {
     fn disallowed_features_are_rejected() {
         let params = ExecutorParams::default();
         let engine = engine(&params).unwrap();
-        let simd = wat::parse_str(
-            "(module (func (result v128) v128.const i64x2 0 0))",
-        )
-        .unwrap();
+        let simd = wat::parse_str("(module (func (result v128) v128.const i64x2 0 0))").unwrap();
         assert!(wasmtime::Module::new(&engine, &simd).is_err());
         let mvp = wat::parse_str("(module (func (result i32) i32.const 1))").unwrap();
         assert!(wasmtime::Module::new(&engine, &mvp).is_ok());

@@ -169,9 +169,7 @@ impl FreeingBump {
         let header = ptr
             .checked_sub(HEADER_SIZE)
             .ok_or(AllocError::InvalidFree(ptr))?;
-        let word = heap
-            .read_u64(header)
-            .ok_or(AllocError::InvalidFree(ptr))?;
+        let word = heap.read_u64(header).ok_or(AllocError::InvalidFree(ptr))?;
         if word & OCCUPIED == 0 {
             return Err(AllocError::InvalidFree(ptr));
         }
@@ -259,9 +257,17 @@ mod tests {
         let b = alloc.allocate(&mut heap, 100).unwrap();
         assert_eq!(b - a, 128 + 8);
         alloc.deallocate(&mut heap, a).unwrap();
-        assert_eq!(alloc.allocate(&mut heap, 65).unwrap(), a, "same class is reused");
+        assert_eq!(
+            alloc.allocate(&mut heap, 65).unwrap(),
+            a,
+            "same class is reused"
+        );
         let c = alloc.allocate(&mut heap, 64).unwrap();
-        assert_eq!(c, b + 128 + 8, "a smaller class is not served from the 128 list");
+        assert_eq!(
+            c,
+            b + 128 + 8,
+            "a smaller class is not served from the 128 list"
+        );
     }
 
     #[test]
@@ -272,7 +278,10 @@ mod tests {
         assert_eq!(heap.size(), 2 * PAGE_SIZE);
         alloc.allocate(&mut heap, 40_000).unwrap(); // needs 3 pages; doubling capped at 3
         assert_eq!(heap.size(), 3 * PAGE_SIZE);
-        assert_eq!(alloc.allocate(&mut heap, 40_000), Err(AllocError::OutOfSpace));
+        assert_eq!(
+            alloc.allocate(&mut heap, 40_000),
+            Err(AllocError::OutOfSpace)
+        );
         assert_eq!(alloc.allocate(&mut heap, 1), Err(AllocError::Poisoned));
     }
 
@@ -287,10 +296,16 @@ mod tests {
         let mut alloc = FreeingBump::new(0);
         let p = alloc.allocate(&mut heap, 8).unwrap();
         alloc.deallocate(&mut heap, p).unwrap();
-        assert_eq!(alloc.deallocate(&mut heap, p), Err(AllocError::InvalidFree(p)));
+        assert_eq!(
+            alloc.deallocate(&mut heap, p),
+            Err(AllocError::InvalidFree(p))
+        );
         assert_eq!(alloc.allocate(&mut heap, 8), Err(AllocError::Poisoned));
         let mut alloc = FreeingBump::new(0);
-        assert_eq!(alloc.deallocate(&mut heap, 4), Err(AllocError::InvalidFree(4)));
+        assert_eq!(
+            alloc.deallocate(&mut heap, 4),
+            Err(AllocError::InvalidFree(4))
+        );
     }
 
     #[test]

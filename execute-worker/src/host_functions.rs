@@ -7,7 +7,10 @@
 //! | `ext_panic_handler_abort_on_panic_version_1` | 1 | ends the call: Invalid with the message |
 //! | anything else | — | a stub: calling it ends the job as Internal, naming it |
 
-use wasmtime::{AsContext, AsContextMut, Caller, Engine, ExternType, Linker, Memory, Module, StoreContextMut, StoreLimits};
+use wasmtime::{
+    AsContext, AsContextMut, Caller, Engine, ExternType, Linker, Memory, Module, StoreContextMut,
+    StoreLimits,
+};
 
 use crate::allocator::{AllocError, FreeingBump, Heap, PAGE_SIZE};
 
@@ -56,7 +59,11 @@ pub fn linker(engine: &Engine, module: &Module) -> wasmtime::Result<Linker<HostS
     let mut linker = Linker::new(engine);
     linker.func_wrap("env", "ext_allocator_malloc_version_1", malloc)?;
     linker.func_wrap("env", "ext_allocator_free_version_1", free)?;
-    linker.func_wrap("env", "ext_panic_handler_abort_on_panic_version_1", abort_on_panic)?;
+    linker.func_wrap(
+        "env",
+        "ext_panic_handler_abort_on_panic_version_1",
+        abort_on_panic,
+    )?;
     let mut stubbed = std::collections::HashSet::new();
     for import in module.imports() {
         let ExternType::Func(ty) = import.ty() else {
@@ -147,7 +154,11 @@ impl Heap for WasmHeap<'_> {
 
     fn write_u64(&mut self, at: u32, value: u64) -> bool {
         let at = at as usize;
-        match self.memory.data_mut(self.store.as_context_mut()).get_mut(at..at + 8) {
+        match self
+            .memory
+            .data_mut(self.store.as_context_mut())
+            .get_mut(at..at + 8)
+        {
             Some(slot) => {
                 slot.copy_from_slice(&value.to_le_bytes());
                 true

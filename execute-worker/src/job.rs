@@ -38,11 +38,18 @@ impl Worker {
         let end = run_job(
             limits,
             || sandbox::confine_job(ctx),
-            || on_big_stack(stack, || runtime.validate(&request.validation_params, max_pages)),
+            || {
+                on_big_stack(stack, || {
+                    runtime.validate(&request.validation_params, max_pages)
+                })
+            },
         );
         match end {
             Err(e) => ExecuteResponse::WorkerError(e.to_string()),
-            Ok(JobEnd::Finished { value: Ok(result), cpu }) => ExecuteResponse::Ok {
+            Ok(JobEnd::Finished {
+                value: Ok(result),
+                cpu,
+            }) => ExecuteResponse::Ok {
                 result,
                 cpu_ms: cpu.as_millis() as u64,
             },
@@ -90,7 +97,9 @@ impl Worker {
         };
         let path = ctx.dir.join(id.file_name());
         let verified = artifact::load_verified(&path, fingerprint, id).map_err(|e| match e {
-            ArtifactError::Io(e) => ExecuteResponse::WorkerError(format!("reading the artifact: {e}")),
+            ArtifactError::Io(e) => {
+                ExecuteResponse::WorkerError(format!("reading the artifact: {e}"))
+            }
             other => ExecuteResponse::BadArtifact(other.to_string()),
         })?;
         // SAFETY: these bytes were written by our prepare job for this engine configuration

@@ -19,5 +19,7 @@ use pvf_common::sandbox::WorkerKind;
 
 fn main() -> ExitCode {
     let mut worker = job::Worker::default();
-    pvf_common::worker::serve(WorkerKind::Execute, |ctx, request| worker.handle(ctx, request))
+    pvf_common::worker::serve(WorkerKind::Execute, |ctx, request| {
+        worker.handle(ctx, request)
+    })
 }

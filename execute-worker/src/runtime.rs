@@ -37,7 +37,11 @@ impl Runtime {
     }
 
     /// Runs `validate_block` on SCALE-encoded params in a fresh instance.
-    pub fn validate(&self, params: &[u8], max_pages: u32) -> Result<ValidationResult, ExecJobError> {
+    pub fn validate(
+        &self,
+        params: &[u8],
+        max_pages: u32,
+    ) -> Result<ValidationResult, ExecJobError> {
         let mut store = Store::new(
             self.module.engine(),
             HostState {
@@ -91,7 +95,9 @@ impl Runtime {
         store: &mut Store<HostState>,
     ) -> Result<(wasmtime::Instance, Memory), ExecJobError> {
         let construction = |e: wasmtime::Error| match e.downcast_ref::<HostError>() {
-            Some(HostError::Unsupported(name)) => ExecJobError::UnsupportedHostFunction(name.clone()),
+            Some(HostError::Unsupported(name)) => {
+                ExecJobError::UnsupportedHostFunction(name.clone())
+            }
             _ => ExecJobError::Instantiation(format!("{e:#}")),
         };
         match &self.memory_import {
@@ -101,7 +107,9 @@ impl Runtime {
                 linker
                     .define(&*store, "env", "memory", memory)
                     .map_err(construction)?;
-                let instance = linker.instantiate(&mut *store, &self.module).map_err(construction)?;
+                let instance = linker
+                    .instantiate(&mut *store, &self.module)
+                    .map_err(construction)?;
                 Ok((instance, memory))
             }
             None => {
@@ -109,9 +117,9 @@ impl Runtime {
                     .linker
                     .instantiate(&mut *store, &self.module)
                     .map_err(construction)?;
-                let memory = instance.get_memory(&mut *store, "memory").ok_or_else(|| {
-                    ExecJobError::Instantiation("no exported `memory`".into())
-                })?;
+                let memory = instance
+                    .get_memory(&mut *store, "memory")
+                    .ok_or_else(|| ExecJobError::Instantiation("no exported `memory`".into()))?;
                 Ok((instance, memory))
             }
         }

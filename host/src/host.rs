@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use pvf_common::error::PrepareError;
-use pvf_common::message::{
-    ExecuteRequest, ExecuteResponse, PrepareRequest, PrepareResponse,
-};
+use pvf_common::message::{ExecuteRequest, ExecuteResponse, PrepareRequest, PrepareResponse};
 use pvf_common::params::{ArtifactId, ExecKind, ExecutorParams, PrepKind};
 use pvf_common::worker::job_process::JobLimits;
 use tokio::sync::Mutex;
@@ -253,11 +251,9 @@ impl Host {
     }
 
     async fn spawn(&self, program: &Path, kind: &str) -> Result<WorkerProcess, WorkerError> {
-        let dir = self.workers_dir.join(format!(
-            "{kind}-{}-{}",
-            std::process::id(),
-            unique_suffix()
-        ));
+        let dir =
+            self.workers_dir
+                .join(format!("{kind}-{}-{}", std::process::id(), unique_suffix()));
         let spec = SpawnSpec {
             program: program.to_path_buf(),
             dir,
@@ -280,7 +276,9 @@ fn verdict_of(response: ExecuteResponse) -> Verdict {
             "wall-clock backstop hit after {wall_ms} ms without using the CPU limit"
         )),
         ExecuteResponse::JobDied(death) => Verdict::from_job_death(death),
-        ExecuteResponse::BadArtifact(reason) => Verdict::Internal(format!("bad artifact: {reason}")),
+        ExecuteResponse::BadArtifact(reason) => {
+            Verdict::Internal(format!("bad artifact: {reason}"))
+        }
         ExecuteResponse::WorkerError(reason) => Verdict::Internal(reason),
     }
 }

@@ -139,7 +139,10 @@ impl WorkerProcess {
     ) -> Result<Resp, WorkerError> {
         let bytes = frame::encode(request)?;
         let exchange = async {
-            self.stream.write_all(&bytes).await.map_err(FrameError::Io)?;
+            self.stream
+                .write_all(&bytes)
+                .await
+                .map_err(FrameError::Io)?;
             read(&mut self.stream).await
         };
         tokio::time::timeout(timeout, exchange)

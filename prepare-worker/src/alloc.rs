@@ -39,7 +39,9 @@ impl LimitedAllocator {
 pub fn set_limit(bytes: u64) {
     let allocator = &crate::ALLOCATOR;
     let live = allocator.live.load(Ordering::Relaxed);
-    let limit = usize::try_from(bytes).unwrap_or(usize::MAX).saturating_add(live);
+    let limit = usize::try_from(bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(live);
     allocator.limit.store(limit, Ordering::Relaxed);
 }
 

@@ -94,4 +94,3 @@ fn compile_into(request: &PrepareRequest, out: &Path) -> Result<u64, PrepareErro
         .map_err(|e| PrepareError::Internal(format!("writing the artifact: {e}")))?;
     Ok(code.len() as u64)
 }
-

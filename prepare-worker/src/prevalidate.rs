@@ -70,20 +70,30 @@ mod tests {
         prevalidate(&wat::parse_str(wat).unwrap(), &ExecutorParams::default())
     }
 
-    const ENTRY: &str = r#"(func (export "validate_block") (param i32 i32) (result i64) i64.const 0)"#;
+    const ENTRY: &str =
+        r#"(func (export "validate_block") (param i32 i32) (result i64) i64.const 0)"#;
 
     #[test]
     fn accepts_exported_or_imported_memory() {
         check(&format!(r#"(module (memory (export "memory") 1) {ENTRY})"#)).unwrap();
-        check(&format!(r#"(module (import "env" "memory" (memory 1)) {ENTRY})"#)).unwrap();
+        check(&format!(
+            r#"(module (import "env" "memory" (memory 1)) {ENTRY})"#
+        ))
+        .unwrap();
     }
 
     #[test]
     fn rejects_missing_entry_point_or_memory() {
-        assert!(check(r#"(module (memory (export "memory") 1))"#)
-            .unwrap_err()
-            .contains("missing export"));
-        assert!(check(&format!("(module {ENTRY})")).unwrap_err().contains("no memory"));
+        assert!(
+            check(r#"(module (memory (export "memory") 1))"#)
+                .unwrap_err()
+                .contains("missing export")
+        );
+        assert!(
+            check(&format!("(module {ENTRY})"))
+                .unwrap_err()
+                .contains("no memory")
+        );
     }
 
     #[test]

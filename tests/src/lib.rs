@@ -1,1 +1,142 @@
-//! Tests.
+//! Helpers for the integration tests: build and locate the real worker binaries, load the
+//! test guests, encode params, and find the corpus.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use parity_scale_codec::Encode;
+use pvf_common::validation::ValidationParams;
+
+/// The built binaries the tests drive.
+pub struct Binaries {
+    /// The `pvf` CLI.
+    pub pvf: PathBuf,
+    /// The prepare worker.
+    pub prepare_worker: PathBuf,
+    /// The execute worker.
+    pub execute_worker: PathBuf,
+}
+
+/// Builds the binaries once per test process (with the profile the tests were built with)
+/// and returns their paths. Tests never assume the binaries already exist.
+pub fn binaries() -> &'static Binaries {
+    static BINARIES: OnceLock<Binaries> = OnceLock::new();
+    BINARIES.get_or_init(|| {
+        let cargo = option_env!("CARGO").unwrap_or("cargo");
+        let mut build = Command::new(cargo);
+        build.current_dir(workspace_root()).args([
+            "build",
+            "--bins",
+            "-p",
+            "pvf-prepare-worker",
+            "-p",
+            "pvf-execute-worker",
+            "-p",
+            "pvf-host",
+        ]);
+        if !cfg!(debug_assertions) {
+            build.arg("--release");
+        }
+        let status = build
+            .status()
+            .expect("running cargo build for the worker binaries");
+        assert!(status.success(), "building the worker binaries failed");
+        // Test executables live in target/<profile>/deps; the binaries one level up.
+        let exe = std::env::current_exe().expect("test executable path");
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile> dir")
+            .to_path_buf();
+        Binaries {
+            pvf: dir.join("pvf"),
+            prepare_worker: dir.join("pvf-prepare-worker"),
+            execute_worker: dir.join("pvf-execute-worker"),
+        }
+    })
+}
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace")
+        .to_path_buf()
+}
+
+/// The path of a test guest's WAT source.
+pub fn guest_path(name: &str) -> PathBuf {
+    workspace_root()
+        .join("tests/guests")
+        .join(format!("{name}.wat"))
+}
+
+/// A test guest compiled to Wasm.
+pub fn guest(name: &str) -> Vec<u8> {
+    wat::parse_file(guest_path(name)).unwrap_or_else(|e| panic!("guest {name}: {e}"))
+}
+
+/// Params for the adder guest: head = `parent + add`, watermark = `relay`.
+pub fn adder_params(parent: u64, add: u64, relay: u32) -> Vec<u8> {
+    ValidationParams {
+        parent_head: parent.to_le_bytes().to_vec(),
+        block_data: add.to_le_bytes().to_vec(),
+        relay_parent_number: relay,
+        relay_parent_storage_root: [0; 32],
+    }
+    .encode()
+}
+
+/// The head the adder guest returns for `parent + add`.
+pub fn adder_head(parent: u64, add: u64) -> Vec<u8> {
+    parent.wrapping_add(add).to_le_bytes().to_vec()
+}
+
+/// The real parachain runtimes in `../shared/corpus`, or `None` (with the reason printed)
+/// where the corpus is not present.
+pub fn corpus() -> Option<Vec<PathBuf>> {
+    let dir = workspace_root().join("../shared/corpus");
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|ext| ext == "code"))
+            .collect(),
+        Err(e) => {
+            eprintln!("SKIP: no corpus at {}: {e}", dir.display());
+            return None;
+        }
+    };
+    files.sort();
+    Some(files)
+}
+
+/// A host configuration that uses the freshly built workers and `cache_dir`.
+pub fn host_config(cache_dir: &Path) -> pvf_host::Config {
+    let bins = binaries();
+    let mut config = pvf_host::Config::new(cache_dir.to_path_buf());
+    config.prepare_worker = bins.prepare_worker.clone();
+    config.execute_worker = bins.execute_worker.clone();
+    config
+}
+
+/// Child processes of this process whose command line contains `name`.
+pub fn child_processes(name: &str) -> Vec<i32> {
+    let me = std::process::id().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // Field 4 (after the parenthesised command) is the parent pid.
+            let ppid = stat
+                .rsplit(") ")
+                .next()
+                .and_then(|rest| rest.split(' ').nth(1));
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            ppid == Some(me.as_str()) && String::from_utf8_lossy(&cmdline).contains(name)
+        })
+        .collect()
+}

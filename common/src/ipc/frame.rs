@@ -143,7 +143,10 @@ mod tests {
     struct HeaderOnly(Vec<u8>);
     impl Read for HeaderOnly {
         fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            assert!(!self.0.is_empty(), "reader asked for payload of a rejected frame");
+            assert!(
+                !self.0.is_empty(),
+                "reader asked for payload of a rejected frame"
+            );
             let n = buf.len().min(self.0.len());
             buf[..n].copy_from_slice(&self.0[..n]);
             self.0.drain(..n);
@@ -168,7 +171,13 @@ mod tests {
     #[test]
     fn truncated_header_and_payload_are_typed() {
         let err = read::<Msg>(&mut &[1u8, 0][..]).unwrap_err();
-        assert!(matches!(err, FrameError::Truncated { expected: 4, got: 2 }));
+        assert!(matches!(
+            err,
+            FrameError::Truncated {
+                expected: 4,
+                got: 2
+            }
+        ));
         let bytes = encode(&sample()).unwrap();
         let cut = &bytes[..bytes.len() - 1];
         let err = read::<Msg>(&mut &cut[..]).unwrap_err();
@@ -189,6 +198,9 @@ mod tests {
         bytes.push(0);
         let len = (bytes.len() - HEADER_LEN) as u32;
         bytes[..HEADER_LEN].copy_from_slice(&len.to_le_bytes());
-        assert!(matches!(read::<Msg>(&mut &bytes[..]), Err(FrameError::Decode(_))));
+        assert!(matches!(
+            read::<Msg>(&mut &bytes[..]),
+            Err(FrameError::Decode(_))
+        ));
     }
 }

@@ -393,11 +393,11 @@ mod tests {
         assert_eq!(end, JobEnd::Died(JobDeath::Seccomp));
         let end = run_job(limits(5_000), no_confine, || {
             // SAFETY: raising a signal in the forked child.
-            unsafe { libc::raise(libc::SIGSEGV) };
+            unsafe { libc::raise(libc::SIGABRT) };
             0u32
         })
         .unwrap();
-        assert_eq!(end, JobEnd::Died(JobDeath::Signal(libc::SIGSEGV)));
+        assert_eq!(end, JobEnd::Died(JobDeath::Signal(libc::SIGABRT)));
         let end = run_job(limits(5_000), || Err("no"), || 0u32).unwrap();
         assert_eq!(end, JobEnd::Died(JobDeath::Exited(EXIT_CONFINE_FAILED)));
     }

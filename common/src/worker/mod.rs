@@ -63,7 +63,10 @@ impl WorkerArgs {
         let (mut socket_path, mut worker_dir, mut node_version) = (None, None, None);
         let mut sandbox = SandboxMode::Enforce;
         while let Some(arg) = args.next() {
-            let mut value = || args.next().ok_or_else(|| UsageError(format!("{arg} needs a value")));
+            let mut value = || {
+                args.next()
+                    .ok_or_else(|| UsageError(format!("{arg} needs a value")))
+            };
             match arg.as_str() {
                 "--socket-path" => socket_path = Some(PathBuf::from(value()?)),
                 "--worker-dir" => worker_dir = Some(PathBuf::from(value()?)),

@@ -43,14 +43,20 @@ pub async fn run(config: pvf_host::Config, args: Args) -> ExitCode {
                 println!("prepared: {}", prepared.path.display());
                 println!("artifact size: {} bytes", prepared.artifact_len);
                 let how = if prepared.cached { " (cached)" } else { "" };
-                println!("prepare time: {:.1} ms{how}", prepared.duration.as_secs_f64() * 1e3);
+                println!(
+                    "prepare time: {:.1} ms{how}",
+                    prepared.duration.as_secs_f64() * 1e3
+                );
             }
             ExitCode::Ok
         }
         Err(e) => {
             let verdict = Verdict::from_prepare_error(e);
             if args.json {
-                println!("{}", serde_json::json!({"ok": false, "verdict": verdict.to_string()}));
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": false, "verdict": verdict.to_string()})
+                );
             } else {
                 println!("preparation failed: {verdict}");
             }

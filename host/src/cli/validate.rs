@@ -40,8 +40,9 @@ enum Kind {
 pub async fn run(config: pvf_host::Config, args: Args) -> ExitCode {
     let inputs = super::input::read_code(&args.code).and_then(|code| {
         let params = match (&args.params, &args.params_hex) {
-            (Some(path), _) => std::fs::read(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+            (Some(path), _) => {
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
+            }
             (None, Some(hex)) => super::input::params_from_hex(hex)?,
             (None, None) => ValidationParams::default().encode(),
         };
