@@ -6,6 +6,7 @@
 //! allows are enabled (wasmtime 48 enables far more by default).
 
 use std::hash::{Hash, Hasher};
+use std::sync::OnceLock;
 
 use wasmparser::WasmFeatures;
 use wasmtime::{Config, Engine, OptLevel, Strategy};
@@ -66,21 +67,32 @@ pub fn engine(params: &ExecutorParams) -> Result<Engine, EngineError> {
     Engine::new(&config(params)).map_err(|e| EngineError(format!("{e:#}")))
 }
 
-/// A hash of everything that decides whether an artifact compiled by one engine may run on
-/// another: our format version, the wasmtime version, wasmtime's own compatibility hash
-/// (compiler flags, ISA flags, i.e. the CPU features the code targets, tunables, features),
-/// our settings that wasmtime does not check, and the CPU features this machine has.
-pub fn fingerprint(engine: &Engine, params: &ExecutorParams) -> [u8; 32] {
-    let mut hasher = Blake3Hasher(blake3::Hasher::new());
-    FORMAT_VERSION.hash(&mut hasher);
-    WASMTIME_VERSION.hash(&mut hasher);
-    engine.precompile_compatibility_hash().hash(&mut hasher);
-    // NaN canonicalization is not covered by wasmtime's check, and the features are ours.
-    "nan-canonicalization".hash(&mut hasher);
-    wasm_features(params).bits().hash(&mut hasher);
-    params.stack_native_max.hash(&mut hasher);
-    cpu_features().hash(&mut hasher);
-    *hasher.0.finalize().as_bytes()
+/// A hash of everything about this machine and build that decides whether an artifact
+/// compiled here may run here: our format version, the wasmtime version, wasmtime's own
+/// compatibility hash (compiler and ISA flags, i.e. the CPU features the code targets),
+/// NaN canonicalization (which wasmtime does not check), and the CPU features detected.
+///
+/// It is computed from the engine for the default parameters, so that a start-up scan can
+/// check any artifact without knowing its parameters. Settings that vary with the executor
+/// parameters (features, stack, memory) are covered by the artifact id's parameter hash,
+/// which the header also carries.
+pub fn fingerprint() -> Result<[u8; 32], EngineError> {
+    static FINGERPRINT: OnceLock<Result<[u8; 32], String>> = OnceLock::new();
+    FINGERPRINT
+        .get_or_init(|| {
+            let params = ExecutorParams::default();
+            let engine = engine(&params).map_err(|e| e.0)?;
+            let mut hasher = Blake3Hasher(blake3::Hasher::new());
+            FORMAT_VERSION.hash(&mut hasher);
+            WASMTIME_VERSION.hash(&mut hasher);
+            engine.precompile_compatibility_hash().hash(&mut hasher);
+            "nan-canonicalization".hash(&mut hasher);
+            wasm_features(&params).bits().hash(&mut hasher);
+            cpu_features().hash(&mut hasher);
+            Ok(*hasher.0.finalize().as_bytes())
+        })
+        .clone()
+        .map_err(EngineError)
 }
 
 /// The CPU features that Cranelift may target on this machine.
@@ -144,16 +156,10 @@ mod tests {
     }
 
     #[test]
-    fn fingerprint_is_stable_and_covers_settings() {
-        let params = ExecutorParams::default();
-        let a = fingerprint(&engine(&params).unwrap(), &params);
-        let b = fingerprint(&engine(&params).unwrap(), &params);
-        assert_eq!(a, b);
-        let no_bulk = ExecutorParams {
-            wasm_bulk_memory: false,
-            ..params
-        };
-        assert_ne!(fingerprint(&engine(&no_bulk).unwrap(), &no_bulk), a);
+    fn fingerprint_is_stable_across_engines() {
+        let a = fingerprint().unwrap();
+        assert_eq!(a, fingerprint().unwrap());
+        assert_ne!(a, [0; 32]);
     }
 
     #[test]

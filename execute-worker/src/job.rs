@@ -91,7 +91,8 @@ impl Worker {
             std::collections::hash_map::Entry::Vacant(entry) => {
                 let engine = engine::engine(params)
                     .map_err(|e| ExecuteResponse::WorkerError(e.to_string()))?;
-                let fingerprint = engine::fingerprint(&engine, params);
+                let fingerprint = engine::fingerprint()
+                    .map_err(|e| ExecuteResponse::WorkerError(e.to_string()))?;
                 entry.insert((engine, fingerprint))
             }
         };

@@ -88,7 +88,7 @@ fn compile_into(request: &PrepareRequest, out: &Path) -> Result<u64, PrepareErro
     let payload = engine
         .precompile_module(&code)
         .map_err(|e| PrepareError::Compile(format!("{e:#}")))?;
-    let fingerprint = engine::fingerprint(&engine, &request.params);
+    let fingerprint = engine::fingerprint().map_err(|e| PrepareError::Internal(e.to_string()))?;
     let header = Header::describe(fingerprint, request.id, &payload);
     artifact::write(out, &header, &payload)
         .map_err(|e| PrepareError::Internal(format!("writing the artifact: {e}")))?;
