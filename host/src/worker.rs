@@ -10,7 +10,7 @@ use std::time::Duration;
 use parity_scale_codec::{Decode, Encode};
 use pvf_common::ipc::frame::{self, FrameError, HEADER_LEN};
 use pvf_common::message::Handshake;
-use pvf_common::sandbox::{SandboxMode, SecurityStatus};
+use pvf_common::sandbox::{SandboxMode, SecurityStatus, namespaces};
 use pvf_common::worker::VERSION;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
@@ -30,6 +30,9 @@ pub enum WorkerError {
     /// The worker did not connect and hand shake in time.
     #[error("worker did not connect within {0:?}")]
     SpawnTimeout(Duration),
+    /// The worker could not apply a sandbox layer the host requires.
+    #[error("worker sandbox incomplete: {0}")]
+    Sandbox(String),
     /// The worker runs another version than the host.
     #[error("worker version {worker} differs from host version {VERSION}")]
     VersionMismatch {
@@ -81,6 +84,12 @@ impl WorkerProcess {
             .recursive(true)
             .create(&spec.dir)
             .map_err(spawn_err)?;
+        if spec.sandbox == SandboxMode::Enforce && nix::unistd::geteuid().is_root() {
+            // A root-started worker becomes `nobody` outside its namespace; its dir must be
+            // its own.
+            let nobody = Some(namespaces::ROOT_DROP_ID);
+            std::os::unix::fs::chown(&spec.dir, nobody, nobody).map_err(spawn_err)?;
+        }
         let mut command = Command::new(&spec.program);
         command
             .arg("--socket-path")
@@ -112,6 +121,14 @@ impl WorkerProcess {
             return Err(WorkerError::VersionMismatch {
                 worker: handshake.version,
             });
+        }
+        let failures: Vec<String> = handshake
+            .security
+            .failures()
+            .map(|l| format!("{}: {}", l.layer.name(), l.detail))
+            .collect();
+        if !failures.is_empty() {
+            return Err(WorkerError::Sandbox(failures.join("; ")));
         }
         Ok(Self {
             child,
