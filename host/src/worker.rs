@@ -10,7 +10,7 @@ use std::time::Duration;
 use parity_scale_codec::{Decode, Encode};
 use pvf_common::ipc::frame::{self, FrameError, HEADER_LEN};
 use pvf_common::message::Handshake;
-use pvf_common::sandbox::{SandboxMode, SecurityStatus, namespaces};
+use pvf_common::sandbox::{Layer, Layers, SandboxMode, SecurityStatus, namespaces};
 use pvf_common::worker::VERSION;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
@@ -47,6 +47,14 @@ pub enum WorkerError {
     Frame(#[from] FrameError),
 }
 
+/// The layers a sandbox mode asks for.
+pub fn layers_for(mode: SandboxMode) -> Layers {
+    match mode {
+        SandboxMode::Enforce => Layers::ALL,
+        SandboxMode::Disabled => Layers::NONE,
+    }
+}
+
 /// How to start a worker.
 #[derive(Clone, Debug)]
 pub struct SpawnSpec {
@@ -56,8 +64,8 @@ pub struct SpawnSpec {
     pub dir: PathBuf,
     /// How long the worker has to connect and hand shake.
     pub timeout: Duration,
-    /// Whether the worker sandboxes itself.
-    pub sandbox: SandboxMode,
+    /// The sandbox layers the worker must apply.
+    pub layers: Layers,
 }
 
 /// A running worker and its connection. Dropping it kills the worker and removes its dir.
@@ -84,7 +92,7 @@ impl WorkerProcess {
             .recursive(true)
             .create(&spec.dir)
             .map_err(spawn_err)?;
-        if spec.sandbox == SandboxMode::Enforce && nix::unistd::geteuid().is_root() {
+        if spec.layers.has(Layer::Namespaces) && nix::unistd::geteuid().is_root() {
             // A root-started worker becomes `nobody` outside its namespace; its dir must be
             // its own.
             let nobody = Some(namespaces::ROOT_DROP_ID);
@@ -104,8 +112,12 @@ impl WorkerProcess {
         if let Ok(filter) = std::env::var("RUST_LOG") {
             command.env("RUST_LOG", filter);
         }
-        if spec.sandbox == SandboxMode::Disabled {
+        if spec.layers == Layers::NONE {
             command.arg("--insecure");
+        } else {
+            for layer in Layer::ALL.into_iter().filter(|l| !spec.layers.has(*l)) {
+                command.arg("--disable-layer").arg(layer.name());
+            }
         }
         let child = command.spawn().map_err(spawn_err)?;
         let connect = async {

@@ -112,11 +112,10 @@ impl Layers {
         self
     }
 
-    /// Only `layer`.
-    pub fn only(layer: Layer) -> Self {
-        let mut layers = Self::NONE;
-        layers.0[layer as usize] = true;
-        layers
+    /// These layers and `layer`.
+    pub fn with(mut self, layer: Layer) -> Self {
+        self.0[layer as usize] = true;
+        self
     }
 }
 
@@ -233,10 +232,11 @@ fn apply_worker_layer(layer: Layer, ctx: &mut WorkerContext) -> Result<String, S
             set_no_new_privs().map_err(|e| format!("prctl(PR_SET_NO_NEW_PRIVS): {e}"))?;
             let r = ctx.rlimits;
             Ok(format!(
-                "no_new_privs; jobs: no core dumps, {} open files, {} MiB files, {} processes",
+                "no_new_privs; jobs: no core dumps, {} open files, {} MiB files, {} processes, {} GiB data",
                 r.open_files,
                 r.file_size >> 20,
-                r.processes
+                r.processes,
+                r.data >> 30
             ))
         }
         Layer::Seccomp => {

@@ -1,5 +1,5 @@
 //! Resource limits for a job process: no core dumps, few open files, a file-size cap (the
-//! job directory's disk cap), and few processes. Set with `setrlimit` in the job child,
+//! job directory's disk cap), few processes, and bounded writable memory. Set with `setrlimit` in the job child,
 //! before it touches untrusted bytes.
 //!
 //! Memory is not an rlimit here: `RLIMIT_AS` breaks wasmtime's virtual reservations, so
@@ -19,6 +19,10 @@ pub struct JobRlimits {
     pub file_size: u64,
     /// Processes and threads of the job's user (inside the worker's user namespace).
     pub processes: u64,
+    /// Writable private memory (heap, stacks, touched Wasm memory), in bytes. Unlike
+    /// `RLIMIT_AS` it ignores wasmtime's inaccessible reservations, so it bounds what a
+    /// compromised job can really take.
+    pub data: u64,
 }
 
 impl Default for JobRlimits {
@@ -30,6 +34,9 @@ impl Default for JobRlimits {
             file_size: 1 << 30,
             // The worker, the job, and compilation threads (one per core).
             processes: 16 + 2 * cpus,
+            // Far above any valid job: 4 GiB of Wasm memory (the most a 32-bit guest can
+            // address), its 256 MiB stack, and the compiler's 2 GiB preparation limit.
+            data: 8 << 30,
         }
     }
 }
@@ -50,5 +57,6 @@ pub fn apply(limits: &JobRlimits) -> Result<(), RlimitError> {
     set(Resource::RLIMIT_CORE, 0)?;
     set(Resource::RLIMIT_NOFILE, limits.open_files)?;
     set(Resource::RLIMIT_FSIZE, limits.file_size)?;
-    set(Resource::RLIMIT_NPROC, limits.processes)
+    set(Resource::RLIMIT_NPROC, limits.processes)?;
+    set(Resource::RLIMIT_DATA, limits.data)
 }
