@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod host;
+pub mod security;
 pub mod verdict;
 pub mod worker;
 

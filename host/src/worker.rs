@@ -31,8 +31,8 @@ pub enum WorkerError {
     #[error("worker did not connect within {0:?}")]
     SpawnTimeout(Duration),
     /// The worker could not apply a sandbox layer the host requires.
-    #[error("worker sandbox incomplete: {0}")]
-    Sandbox(String),
+    #[error("worker sandbox incomplete: {}", describe_failures(.0))]
+    Sandbox(SecurityStatus),
     /// The worker runs another version than the host.
     #[error("worker version {worker} differs from host version {VERSION}")]
     VersionMismatch {
@@ -45,6 +45,15 @@ pub enum WorkerError {
     /// The connection broke or carried a bad frame (the worker probably died).
     #[error("worker connection: {0}")]
     Frame(#[from] FrameError),
+}
+
+/// The layers that failed, with their reasons.
+fn describe_failures(status: &SecurityStatus) -> String {
+    let failures: Vec<String> = status
+        .failures()
+        .map(|l| format!("{}: {}", l.layer.name(), l.detail))
+        .collect();
+    failures.join("; ")
 }
 
 /// The layers a sandbox mode asks for.
@@ -134,13 +143,8 @@ impl WorkerProcess {
                 worker: handshake.version,
             });
         }
-        let failures: Vec<String> = handshake
-            .security
-            .failures()
-            .map(|l| format!("{}: {}", l.layer.name(), l.detail))
-            .collect();
-        if !failures.is_empty() {
-            return Err(WorkerError::Sandbox(failures.join("; ")));
+        if handshake.security.failures().next().is_some() {
+            return Err(WorkerError::Sandbox(handshake.security));
         }
         Ok(Self {
             child,

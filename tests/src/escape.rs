@@ -254,6 +254,12 @@ pub const ATTEMPTS: &[Attempt] = &[
         blockers: &[],
         body: sleep_briefly,
     },
+    Attempt {
+        name: "job_can_return",
+        kind: WorkerKind::Execute,
+        blockers: &[],
+        body: return_at_once,
+    },
 ];
 
 /// Finds an attempt by name.
@@ -588,4 +594,9 @@ fn allocate(r: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
 fn sleep_briefly(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
     std::thread::sleep(Duration::from_millis(1_500));
     Ok("slept".into())
+}
+
+/// A job that does nothing: measures the per-job cost of the sandbox.
+fn return_at_once(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    Ok(String::new())
 }

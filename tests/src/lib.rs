@@ -156,3 +156,11 @@ pub fn child_processes(name: &str) -> Vec<i32> {
         })
         .collect()
 }
+
+/// Serializes tests whose assertions depend on getting CPU time (a time limit measured
+/// against its wall-clock backstop) with tests that burn every core (compiling the corpus).
+/// On a 2-core machine, running them side by side would starve the timed job.
+pub fn cpu_heavy() -> &'static tokio::sync::Mutex<()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    &LOCK
+}

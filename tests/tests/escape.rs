@@ -108,7 +108,7 @@ async fn run(world: &World, name: &str, layers: Layers) -> Option<AttemptOutcome
     let mut worker = match spawn(world, attempt.kind, layers).await {
         Ok(worker) => worker,
         Err(WorkerError::Sandbox(reason)) if !require_sandbox() => {
-            eprintln!("SKIP {name} with {layers:?}: this machine cannot apply it: {reason}");
+            eprintln!("SKIP {name} with {layers:?}: this machine cannot apply it: {reason:?}");
             return None;
         }
         Err(e) => panic!("{name}: spawning the escape worker with {layers:?}: {e}"),
@@ -169,7 +169,7 @@ macro_rules! attempt_tests {
         fn every_attempt_has_a_test() {
             let tested = [$(stringify!($name)),*];
             for attempt in ATTEMPTS {
-                assert!(attempt.name == "job_can_sleep" || tested.contains(&attempt.name), "{} has no test", attempt.name);
+                assert!(attempt.name.starts_with("job_can_") || tested.contains(&attempt.name), "{} has no test", attempt.name);
             }
         }
     };
@@ -222,7 +222,7 @@ async fn worker_and_job_processes_show_the_sandbox() {
     let mut worker = match spawn(&world, WorkerKind::Execute, Layers::ALL).await {
         Ok(worker) => worker,
         Err(WorkerError::Sandbox(reason)) if !require_sandbox() => {
-            eprintln!("SKIP: this machine cannot apply the sandbox: {reason}");
+            eprintln!("SKIP: this machine cannot apply the sandbox: {reason:?}");
             return;
         }
         Err(e) => panic!("{e}"),

@@ -43,6 +43,7 @@ async fn adder_is_valid_with_the_head_its_params_imply() {
 
 #[tokio::test]
 async fn halt_times_out_between_the_limit_and_the_backstop() {
+    let _cpu = pvf_tests::cpu_heavy().lock().await;
     let cache = tempfile::tempdir().unwrap();
     let host = host(&cache);
     let code = guest("halt");
@@ -195,7 +196,9 @@ async fn killing_the_execute_worker_mid_job_gives_an_error_and_the_next_request_
     // Wait for the worker to appear, then kill it.
     let deadline = Instant::now() + Duration::from_secs(20);
     let pid = loop {
-        if let Some(pid) = pvf_tests::child_processes("pvf-execute-worker").first() {
+        // Match on this test's own cache dir: other tests run workers concurrently.
+        let ours = format!("{}/workers/execute-", cache.path().display());
+        if let Some(pid) = pvf_tests::child_processes(&ours).first() {
             break *pid;
         }
         assert!(Instant::now() < deadline, "execute worker never appeared");
@@ -300,6 +303,7 @@ fn corpus_runtimes_prepare_through_the_real_workers() {
     let Some(corpus) = pvf_tests::corpus() else {
         return;
     };
+    let _cpu = pvf_tests::cpu_heavy().blocking_lock();
     assert!(!corpus.is_empty(), "the corpus holds runtimes");
     let cache = tempfile::tempdir().unwrap();
     for code in corpus {

@@ -2,6 +2,7 @@
 
 mod input;
 mod prepare;
+mod security;
 mod validate;
 
 use std::path::PathBuf;
@@ -35,6 +36,7 @@ struct Cli {
 enum Command {
     Validate(validate::Args),
     Prepare(prepare::Args),
+    Security(security::Args),
 }
 
 /// Parses the command line and runs the command.
@@ -54,9 +56,16 @@ pub fn run() -> ExitCode {
         cli.cache_dir
             .unwrap_or_else(pvf_host::config::default_cache_dir),
     );
-    if cli.insecure {
-        tracing::warn!("--insecure: workers run WITHOUT the sandbox");
+    // In insecure mode every log line of the run carries the mark.
+    let span = if cli.insecure {
         config.sandbox = SandboxMode::Disabled;
+        tracing::warn_span!("INSECURE")
+    } else {
+        tracing::Span::none()
+    };
+    let _entered = span.enter();
+    if cli.insecure {
+        tracing::warn!("--insecure: workers run WITHOUT the sandbox; never do this on a validator");
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
@@ -69,12 +78,41 @@ pub fn run() -> ExitCode {
         match cli.command {
             Command::Validate(args) => validate::run(config, args).await,
             Command::Prepare(args) => prepare::run(config, args).await,
+            Command::Security(args) => security::run(config, args).await,
         }
     })
 }
 
-/// Reports a failure to start the host.
-fn start_failed(e: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: cannot start the host: {e}");
-    ExitCode::Inconclusive
+/// Starts the host. In secure mode it first proves the sandbox works here (a real prepare
+/// and execute inside every layer) and refuses to start if it does not.
+async fn start_host(config: Config) -> Result<pvf_host::Host, ExitCode> {
+    if config.sandbox == SandboxMode::Enforce {
+        let report = pvf_host::security::self_test(&config).await;
+        if !report.secure() {
+            eprintln!("error: refusing to start: the sandbox does not work on this machine");
+            for worker in &report.workers {
+                if let Some(status) = &worker.status {
+                    for layer in status.failures() {
+                        eprintln!(
+                            "  {:?} worker, {}: {}",
+                            worker.kind,
+                            layer.layer.name(),
+                            layer.detail
+                        );
+                    }
+                }
+                if let Err(why) = &worker.self_test {
+                    eprintln!("  {:?} worker self-test: {why}", worker.kind);
+                }
+            }
+            eprintln!(
+                "run `pvf security` for details; --insecure runs without the sandbox (never on a validator)"
+            );
+            return Err(ExitCode::Inconclusive);
+        }
+    }
+    pvf_host::Host::start(config).map_err(|e| {
+        eprintln!("error: cannot start the host: {e}");
+        ExitCode::Inconclusive
+    })
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use pvf_common::params::{ExecutorParams, PrepKind};
-use pvf_host::{ExitCode, Host, Verdict};
+use pvf_host::{ExitCode, Verdict};
 
 /// Prepare code into an artifact without executing it.
 #[derive(clap::Args)]
@@ -23,9 +23,9 @@ pub async fn run(config: pvf_host::Config, args: Args) -> ExitCode {
             return ExitCode::Usage;
         }
     };
-    let host = match Host::start(config) {
+    let host = match super::start_host(config).await {
         Ok(host) => host,
-        Err(e) => return super::start_failed(e),
+        Err(code) => return code,
     };
     let params = ExecutorParams::default();
     match host.prepare(&code, &params, PrepKind::Precheck).await {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use parity_scale_codec::Encode;
 use pvf_common::params::{ExecKind, ExecutorParams};
 use pvf_common::validation::ValidationParams;
-use pvf_host::{Execution, ExitCode, Host, Verdict};
+use pvf_host::{Execution, ExitCode, Verdict};
 
 /// Validate a candidate: prepare the code, run `validate_block` on the params, print the
 /// verdict.
@@ -55,9 +55,9 @@ pub async fn run(config: pvf_host::Config, args: Args) -> ExitCode {
             return ExitCode::Usage;
         }
     };
-    let host = match Host::start(config) {
+    let host = match super::start_host(config).await {
         Ok(host) => host,
-        Err(e) => return super::start_failed(e),
+        Err(code) => return code,
     };
     let kind = match args.kind {
         Kind::Backing => ExecKind::Backing,

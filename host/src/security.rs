@@ -1,0 +1,184 @@
+//! What the sandbox does on this machine: each worker kind's layers, and a self-test that
+//! prepares and executes a tiny guest inside the full sandbox. Secure mode runs this before
+//! it accepts work, and `pvf security` prints it.
+
+use std::path::Path;
+use std::time::Duration;
+
+use parity_scale_codec::Encode;
+use pvf_common::message::{ExecuteRequest, ExecuteResponse, PrepareRequest, PrepareResponse};
+use pvf_common::params::{ArtifactId, ExecutorParams};
+use pvf_common::sandbox::{SecurityStatus, WorkerKind};
+use pvf_common::validation::ValidationParams;
+
+use crate::config::Config;
+use crate::worker::{SpawnSpec, WorkerError, WorkerProcess, layers_for};
+
+/// A guest that returns a fixed, valid result: enough to prove that preparation and
+/// execution both work inside the sandbox.
+const SELF_TEST_GUEST: &str = r#"(module
+  (memory (export "memory") 1)
+  (global (export "__heap_base") i32 (i32.const 1024))
+  ;; ValidationResult { head_data: [42], None, [], [], 0, 0 }: 13 bytes at 16
+  (data (i32.const 16) "\04\2a\00\00\00\00\00\00\00\00\00\00\00")
+  (func (export "validate_block") (param i32 i32) (result i64)
+    (i64.const 0xd_0000_0010)))"#;
+
+/// What one worker kind reported, and how its self-test went.
+#[derive(Debug)]
+pub struct WorkerReport {
+    /// Which worker.
+    pub kind: WorkerKind,
+    /// Its layers, as it reported them (`None` if it did not start).
+    pub status: Option<SecurityStatus>,
+    /// `Ok` with a description, or why the worker or its self-test failed.
+    pub self_test: Result<String, String>,
+}
+
+/// The sandbox on this machine.
+#[derive(Debug)]
+pub struct SecurityReport {
+    /// The prepare worker, then the execute worker.
+    pub workers: Vec<WorkerReport>,
+}
+
+impl SecurityReport {
+    /// Whether every layer is active in both workers and both self-tests passed.
+    pub fn secure(&self) -> bool {
+        self.workers.iter().all(|w| {
+            w.self_test.is_ok()
+                && w.status
+                    .as_ref()
+                    .is_some_and(SecurityStatus::fully_sandboxed)
+        })
+    }
+}
+
+/// Spawns each worker with the sandbox `config` asks for and runs a real prepare and
+/// execute in them.
+pub async fn self_test(config: &Config) -> SecurityReport {
+    let dir = config.cache_dir.join("workers");
+    let spec = |kind: WorkerKind, program: &Path| SpawnSpec {
+        program: program.to_path_buf(),
+        dir: dir.join(format!("self-test-{kind:?}-{}", std::process::id()).to_lowercase()),
+        timeout: config.spawn_timeout,
+        layers: layers_for(config.sandbox),
+    };
+    let params = ExecutorParams::default();
+    let code = match wat::parse_str(SELF_TEST_GUEST) {
+        Ok(code) => code,
+        Err(e) => {
+            let failed = |kind| WorkerReport {
+                kind,
+                status: None,
+                self_test: Err(format!("self-test guest: {e}")),
+            };
+            return SecurityReport {
+                workers: vec![failed(WorkerKind::Prepare), failed(WorkerKind::Execute)],
+            };
+        }
+    };
+    let id = ArtifactId::new(&code, &params);
+    let mut prepare = start(
+        WorkerKind::Prepare,
+        &spec(WorkerKind::Prepare, &config.prepare_worker),
+    )
+    .await;
+    let mut execute = start(
+        WorkerKind::Execute,
+        &spec(WorkerKind::Execute, &config.execute_worker),
+    )
+    .await;
+    let artifact = match &mut prepare.1 {
+        Some(worker) => prepare_one(worker, &code, &params, id).await,
+        None => Err("the prepare worker did not start".to_string()),
+    };
+    if prepare.1.is_some() {
+        prepare.0.self_test = artifact
+            .clone()
+            .map(|size| format!("prepared a {size}-byte artifact"));
+    }
+    if let (Some(exec), Some(prep)) = (&mut execute.1, &prepare.1) {
+        execute.0.self_test = match artifact {
+            Ok(_) => execute_one(exec, prep, id, &params).await,
+            Err(_) => Err("nothing to execute: preparation failed".into()),
+        };
+    }
+    SecurityReport {
+        workers: vec![prepare.0, execute.0],
+    }
+}
+
+/// Spawns a worker; the report holds its status or why it failed.
+async fn start(kind: WorkerKind, spec: &SpawnSpec) -> (WorkerReport, Option<WorkerProcess>) {
+    match WorkerProcess::spawn(spec).await {
+        Ok(worker) => (
+            WorkerReport {
+                kind,
+                status: Some(worker.security.clone()),
+                self_test: Ok(String::new()),
+            },
+            Some(worker),
+        ),
+        Err(WorkerError::Sandbox(status)) => (
+            WorkerReport {
+                kind,
+                status: Some(status),
+                self_test: Err("the worker could not apply every layer".into()),
+            },
+            None,
+        ),
+        Err(e) => (
+            WorkerReport {
+                kind,
+                status: None,
+                self_test: Err(e.to_string()),
+            },
+            None,
+        ),
+    }
+}
+
+async fn prepare_one(
+    worker: &mut WorkerProcess,
+    code: &[u8],
+    params: &ExecutorParams,
+    id: ArtifactId,
+) -> Result<u64, String> {
+    let request = PrepareRequest {
+        code: code.to_vec(),
+        params: params.clone(),
+        id,
+        timeout_ms: 10_000,
+    };
+    let response: PrepareResponse = worker
+        .call(&request, Duration::from_secs(60))
+        .await
+        .map_err(|e| e.to_string())?;
+    let prepared = response.map_err(|e| e.to_string())?;
+    Ok(prepared.artifact_len)
+}
+
+async fn execute_one(
+    exec: &mut WorkerProcess,
+    prep: &WorkerProcess,
+    id: ArtifactId,
+    params: &ExecutorParams,
+) -> Result<String, String> {
+    let from = prep.dir().join(format!("{}.tmp", id.file_name()));
+    let to = exec.dir().join(id.file_name());
+    std::fs::hard_link(&from, &to).map_err(|e| format!("linking the artifact: {e}"))?;
+    let request = ExecuteRequest {
+        id,
+        params: params.clone(),
+        validation_params: ValidationParams::default().encode(),
+        timeout_ms: 10_000,
+    };
+    match exec.call(&request, Duration::from_secs(60)).await {
+        Ok(ExecuteResponse::Ok { result, .. }) if result.head_data == [42] => {
+            Ok("executed validate_block: Valid".into())
+        }
+        Ok(other) => Err(format!("unexpected execution result: {other:?}")),
+        Err(e) => Err(e.to_string()),
+    }
+}

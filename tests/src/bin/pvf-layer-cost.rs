@@ -1,0 +1,99 @@
+//! Measures what each sandbox layer costs per job and per worker spawn, through the real
+//! worker loop and job runner (the test-only execute worker running an empty job).
+//!
+//! `cargo run --release -p pvf-tests --bin pvf-layer-cost [-- ROUNDS]`
+//!
+//! Configurations are interleaved round-robin in one run, so machine noise hits them alike.
+
+use std::time::{Duration, Instant};
+
+use pvf_common::sandbox::rlimits::JobRlimits;
+use pvf_common::sandbox::{Layer, Layers};
+use pvf_host::worker::{SpawnSpec, WorkerProcess};
+use pvf_tests::escape::{AttemptOutcome, AttemptRequest};
+
+fn configs() -> Vec<(&'static str, Layers)> {
+    let mut configs = vec![("none", Layers::NONE)];
+    for layer in Layer::ALL {
+        configs.push((layer.name(), Layers::NONE.with(layer)));
+    }
+    configs.push(("all", Layers::ALL));
+    configs
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    samples[((samples.len() - 1) as f64 * p).round() as usize]
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(300);
+    let program = std::env::current_exe()
+        .expect("own path")
+        .with_file_name("pvf-escape-execute");
+    let dirs = tempfile::tempdir().expect("temp dir");
+    let request = AttemptRequest {
+        name: "job_can_return".into(),
+        host_pid: std::process::id(),
+        outside_dir: String::new(),
+        host_socket: String::new(),
+        tcp_port: 0,
+        udp_port: 0,
+        rlimits: JobRlimits::default(),
+    };
+    let configs = configs();
+    let mut spawn_times = vec![Vec::new(); configs.len()];
+    let mut job_times = vec![Vec::new(); configs.len()];
+    let mut workers = Vec::new();
+    for (i, (name, layers)) in configs.iter().enumerate() {
+        for round in 0..20 {
+            let spec = SpawnSpec {
+                program: program.clone(),
+                dir: dirs.path().join(format!("{name}-{round}")),
+                timeout: Duration::from_secs(10),
+                layers: *layers,
+            };
+            let start = Instant::now();
+            let worker = WorkerProcess::spawn(&spec).await.expect("spawn");
+            spawn_times[i].push(start.elapsed());
+            if round == 19 {
+                workers.push(worker);
+            }
+        }
+    }
+    for round in 0..rounds + 20 {
+        for (i, worker) in workers.iter_mut().enumerate() {
+            let start = Instant::now();
+            let outcome: AttemptOutcome = worker
+                .call(&request, Duration::from_secs(10))
+                .await
+                .expect("job round trip");
+            assert!(outcome.reached(), "{outcome:?}");
+            if round >= 20 {
+                job_times[i].push(start.elapsed());
+            }
+        }
+    }
+    let base = percentile(&mut job_times[0].clone(), 0.5);
+    println!(
+        "{:<11} {:>12} {:>12} {:>14} {:>14}",
+        "layers", "job p50", "job p99", "job p50 - none", "spawn p50"
+    );
+    for (i, (name, _)) in configs.iter().enumerate() {
+        let p50 = percentile(&mut job_times[i], 0.5);
+        let p99 = percentile(&mut job_times[i], 0.99);
+        let spawn = percentile(&mut spawn_times[i], 0.5);
+        let delta = p50.as_secs_f64() - base.as_secs_f64();
+        println!(
+            "{name:<11} {:>9.3} ms {:>9.3} ms {:>+11.3} ms {:>11.3} ms",
+            p50.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3,
+            delta * 1e3,
+            spawn.as_secs_f64() * 1e3
+        );
+    }
+}
