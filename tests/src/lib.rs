@@ -139,11 +139,8 @@ pub fn host_config(cache_dir: &Path) -> pvf_host::Config {
 /// Child processes of this process whose command line contains `name`.
 pub fn child_processes(name: &str) -> Vec<i32> {
     let me = std::process::id().to_string();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+    processes_matching(name)
+        .into_iter()
         .filter(|pid| {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
             // Field 4 (after the parenthesised command) is the parent pid.
@@ -151,8 +148,26 @@ pub fn child_processes(name: &str) -> Vec<i32> {
                 .rsplit(") ")
                 .next()
                 .and_then(|rest| rest.split(' ').nth(1));
+            ppid == Some(me.as_str())
+        })
+        .collect()
+}
+
+/// Live (not zombie) processes whose command line contains `needle`.
+pub fn processes_matching(needle: &str) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            ppid == Some(me.as_str()) && String::from_utf8_lossy(&cmdline).contains(name)
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit(") ")
+                .next()
+                .is_some_and(|rest| rest.starts_with('Z'));
+            !zombie && String::from_utf8_lossy(&cmdline).contains(needle)
         })
         .collect()
 }

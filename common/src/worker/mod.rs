@@ -114,9 +114,8 @@ pub fn serve<Req: Decode, Resp: Encode>(
         tracing::error!(host = %args.node_version, worker = VERSION, "version mismatch");
         return ExitCode::from(3);
     }
-    // Die with the host, so a killed host leaves no workers behind.
-    // SAFETY: prctl with integer arguments only.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    let host = nix::unistd::getppid();
+    die_with(host);
     let mut stream = match UnixStream::connect(&args.socket_path) {
         Ok(stream) => stream,
         Err(e) => {
@@ -125,6 +124,8 @@ pub fn serve<Req: Decode, Resp: Encode>(
         }
     };
     let (security, ctx) = sandbox::harden_worker(kind, &args, stream.as_raw_fd());
+    // Changing credentials (the namespace setup does) clears the parent-death signal.
+    die_with(host);
     let failures: Vec<String> = security
         .failures()
         .map(|l| format!("{}: {}", l.layer.name(), l.detail))
@@ -160,5 +161,14 @@ pub fn serve<Req: Decode, Resp: Encode>(
             tracing::error!("cannot answer the host, exiting: {e}");
             return ExitCode::from(1);
         }
+    }
+}
+
+/// Asks the kernel to kill this process when `host` dies, and exits now if it already has.
+fn die_with(host: nix::unistd::Pid) {
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    if nix::unistd::getppid() != host {
+        std::process::exit(1);
     }
 }
