@@ -150,3 +150,46 @@ impl From<ExitCode> for std::process::ExitCode {
         std::process::ExitCode::from(code as u8)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seccomp_kills_never_vote_invalid() {
+        assert!(matches!(
+            Verdict::from_job_death(JobDeath::Seccomp),
+            Verdict::Internal(_)
+        ));
+        assert!(matches!(
+            Verdict::from_prepare_error(PrepareError::JobDied(JobDeath::Seccomp)),
+            Verdict::Internal(_)
+        ));
+    }
+
+    #[test]
+    fn other_deaths_are_possibly_invalid() {
+        for death in [JobDeath::Signal(libc::SIGKILL), JobDeath::Exited(3)] {
+            assert!(matches!(
+                Verdict::from_job_death(death),
+                Verdict::PossiblyInvalid(_)
+            ));
+        }
+    }
+
+    #[test]
+    fn stubs_are_internal_and_traps_invalid() {
+        let stub = ExecJobError::UnsupportedHostFunction("env:x".into());
+        assert_eq!(Verdict::from_job_error(stub).exit_code(), ExitCode::Inconclusive);
+        let trap = ExecJobError::Trap("unreachable".into());
+        assert_eq!(Verdict::from_job_error(trap).exit_code(), ExitCode::Invalid);
+    }
+
+    #[test]
+    fn only_deterministic_preparation_failures_are_invalid() {
+        let bomb = PrepareError::Decompress("bomb".into());
+        assert!(matches!(Verdict::from_prepare_error(bomb), Verdict::Invalid(_)));
+        let timeout = PrepareError::TimedOut { cpu_ms: 1 };
+        assert!(matches!(Verdict::from_prepare_error(timeout), Verdict::Internal(_)));
+    }
+}
