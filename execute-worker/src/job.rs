@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use parity_scale_codec::{Decode, Encode};
 use pvf_common::artifact::{self, ArtifactError};
 use pvf_common::engine::{self, HOST_STACK_MARGIN};
 use pvf_common::error::ExecJobError;
@@ -11,73 +12,114 @@ use pvf_common::message::{ExecuteRequest, ExecuteResponse};
 use pvf_common::params::{ArtifactId, ExecutorParams};
 use pvf_common::sandbox;
 use pvf_common::validation::ValidationResult;
-use pvf_common::worker::WorkerContext;
-use pvf_common::worker::job_process::{JobEnd, JobLimits, run_job};
+use pvf_common::worker::job_process::{JobEnd, JobLimits, ReadyJob, RunnerError, prefork};
+use pvf_common::worker::{Handler, WorkerContext};
 use wasmtime::{Engine, Module};
 
 use crate::runtime::Runtime;
 
-/// What the worker keeps between jobs: one engine per set of preparation parameters, and
-/// each artifact's runtime, loaded and verified once.
+/// What the worker keeps between jobs: one engine per set of preparation parameters, each
+/// artifact's runtime (loaded and verified once), and the next job process, forked while
+/// the worker was idle so that the fork is not on the path from request to verdict.
 #[derive(Default)]
 pub struct Worker {
     engines: HashMap<[u8; 32], (Engine, [u8; 32])>,
     runtimes: HashMap<ArtifactId, Runtime>,
+    ready: Option<ReadyJob<JobOutput>>,
+}
+
+/// What a job process reports.
+type JobOutput = Result<ValidationResult, ExecJobError>;
+
+/// What a job process is given: only what the job reads.
+#[derive(Encode, Decode)]
+struct JobInput {
+    id: ArtifactId,
+    max_pages: u32,
+    stack: u64,
+    validation_params: Vec<u8>,
+}
+
+impl Handler for Worker {
+    type Request = ExecuteRequest;
+    type Response = ExecuteResponse;
+
+    fn handle(&mut self, ctx: &WorkerContext, request: ExecuteRequest) -> ExecuteResponse {
+        if !self.runtimes.contains_key(&request.id) {
+            match self.load(ctx, &request.id, &request.params) {
+                Ok(runtime) => self.runtimes.insert(request.id, runtime),
+                Err(response) => return response,
+            };
+            // A job forked before this load does not hold the new runtime.
+            self.ready = None;
+        }
+        let limits = JobLimits::from_cpu(Duration::from_millis(request.timeout_ms));
+        let input = JobInput {
+            id: request.id,
+            max_pages: request.params.max_memory_pages,
+            stack: request.params.stack_native_max as u64 + HOST_STACK_MARGIN as u64,
+            validation_params: request.validation_params,
+        }
+        .encode();
+        let end = match self.ready.take() {
+            Some(job) => job.run(&input, limits),
+            None => Err(RunnerError::NotReady),
+        };
+        let end = match end {
+            Err(RunnerError::NotReady) => self.fork(ctx).and_then(|job| job.run(&input, limits)),
+            other => other,
+        };
+        response(end)
+    }
+
+    fn idle(&mut self, ctx: &WorkerContext) {
+        if self.ready.is_none() && !self.runtimes.is_empty() {
+            match self.fork(ctx) {
+                Ok(job) => self.ready = Some(job),
+                Err(e) => tracing::warn!("forking the next job ahead of time: {e}"),
+            }
+        }
+    }
+}
+
+/// How a job ended, as the worker reports it.
+fn response(end: Result<JobEnd<JobOutput>, RunnerError>) -> ExecuteResponse {
+    match end {
+        Err(e) => ExecuteResponse::WorkerError(e.to_string()),
+        Ok(JobEnd::Finished {
+            value: Ok(result),
+            cpu,
+        }) => ExecuteResponse::Ok {
+            result,
+            cpu_ms: cpu.as_millis() as u64,
+        },
+        Ok(JobEnd::Finished { value: Err(e), .. }) => ExecuteResponse::JobError(e),
+        Ok(JobEnd::TimedOut { cpu }) => ExecuteResponse::TimedOut {
+            cpu_ms: cpu.as_millis() as u64,
+        },
+        Ok(JobEnd::WallClockExceeded { wall }) => ExecuteResponse::WallClockExceeded {
+            wall_ms: wall.as_millis() as u64,
+        },
+        Ok(JobEnd::Died(death)) => ExecuteResponse::JobDied(death),
+    }
 }
 
 impl Worker {
-    /// Answers one request.
-    pub fn handle(&mut self, ctx: &WorkerContext, request: ExecuteRequest) -> ExecuteResponse {
-        let runtime = match self.runtime(ctx, &request.id, &request.params) {
-            Ok(runtime) => runtime,
-            Err(response) => return response,
-        };
-        let limits = JobLimits::from_cpu(Duration::from_millis(request.timeout_ms));
-        let stack = request.params.stack_native_max as usize + HOST_STACK_MARGIN;
-        let max_pages = request.params.max_memory_pages;
-        let end = run_job(
-            limits,
+    /// Forks a confined job process that holds every loaded runtime and waits for its input.
+    fn fork(&self, ctx: &WorkerContext) -> Result<ReadyJob<JobOutput>, RunnerError> {
+        let runtimes = &self.runtimes;
+        prefork(
             || sandbox::confine_job(ctx),
-            || {
+            |input: JobInput| {
+                let runtime = runtimes.get(&input.id).ok_or_else(|| {
+                    ExecJobError::Internal("the artifact was not loaded before the fork".into())
+                })?;
+                let stack = usize::try_from(input.stack).unwrap_or(usize::MAX);
                 on_big_stack(stack, || {
-                    runtime.validate(&request.validation_params, max_pages)
+                    runtime.validate(&input.validation_params, input.max_pages)
                 })
             },
-        );
-        match end {
-            Err(e) => ExecuteResponse::WorkerError(e.to_string()),
-            Ok(JobEnd::Finished {
-                value: Ok(result),
-                cpu,
-            }) => ExecuteResponse::Ok {
-                result,
-                cpu_ms: cpu.as_millis() as u64,
-            },
-            Ok(JobEnd::Finished { value: Err(e), .. }) => ExecuteResponse::JobError(e),
-            Ok(JobEnd::TimedOut { cpu }) => ExecuteResponse::TimedOut {
-                cpu_ms: cpu.as_millis() as u64,
-            },
-            Ok(JobEnd::WallClockExceeded { wall }) => ExecuteResponse::WallClockExceeded {
-                wall_ms: wall.as_millis() as u64,
-            },
-            Ok(JobEnd::Died(death)) => ExecuteResponse::JobDied(death),
-        }
-    }
-
-    /// The runtime for `id`, loading and verifying the artifact file on first use.
-    fn runtime(
-        &mut self,
-        ctx: &WorkerContext,
-        id: &ArtifactId,
-        params: &ExecutorParams,
-    ) -> Result<&Runtime, ExecuteResponse> {
-        if !self.runtimes.contains_key(id) {
-            let runtime = self.load(ctx, id, params)?;
-            self.runtimes.insert(*id, runtime);
-        }
-        self.runtimes
-            .get(id)
-            .ok_or_else(|| ExecuteResponse::WorkerError("runtime vanished".into()))
+        )
     }
 
     fn load(

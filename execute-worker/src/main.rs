@@ -6,7 +6,8 @@
 //!
 //! The worker loads each artifact once into memory it owns, verifies its checksum, and
 //! keeps the deserialized module for its lifetime; each job is a child forked from the
-//! worker, so it starts with the module already in memory.
+//! worker (ahead of time, while the worker is idle), so it starts with the module already
+//! in memory.
 
 mod allocator;
 mod host_functions;
@@ -18,8 +19,5 @@ use std::process::ExitCode;
 use pvf_common::sandbox::WorkerKind;
 
 fn main() -> ExitCode {
-    let mut worker = job::Worker::default();
-    pvf_common::worker::serve(WorkerKind::Execute, |ctx, request| {
-        worker.handle(ctx, request)
-    })
+    pvf_common::worker::serve(WorkerKind::Execute, job::Worker::default())
 }

@@ -4,7 +4,9 @@
 use parity_scale_codec::Decode;
 use pvf_common::error::ExecJobError;
 use pvf_common::validation::ValidationResult;
-use wasmtime::{Engine, Linker, Memory, MemoryType, Module, Store, StoreLimitsBuilder, Trap};
+use wasmtime::{
+    Engine, InstancePre, Linker, Memory, MemoryType, Module, Store, StoreLimitsBuilder, Trap,
+};
 
 use crate::allocator::{FreeingBump, PAGE_SIZE};
 use crate::host_functions::{self, HostError, HostState, with_allocator};
@@ -15,9 +17,15 @@ const ENTRY_POINT: &str = "validate_block";
 /// A module ready to run: loaded, verified and linked once per worker.
 pub struct Runtime {
     module: Module,
-    linker: Linker<HostState>,
-    /// The memory type if the module imports `env.memory` instead of exporting one.
-    memory_import: Option<MemoryType>,
+    linking: Linking,
+}
+
+/// How instances are made.
+enum Linking {
+    /// The module exports its memory: imports are resolved once, here.
+    Resolved(InstancePre<HostState>),
+    /// The module imports `env.memory`, which each instance needs afresh.
+    ImportsMemory(Linker<HostState>, MemoryType),
 }
 
 impl Runtime {
@@ -29,11 +37,14 @@ impl Runtime {
                 .then(|| import.ty().memory().cloned())
                 .flatten()
         });
-        Ok(Self {
-            module,
-            linker,
-            memory_import,
-        })
+        // Build the copy-on-write image of the initial memory here, once, so that jobs forked
+        // from the worker map it instead of each building its own.
+        module.initialize_copy_on_write_image()?;
+        let linking = match memory_import {
+            None => Linking::Resolved(linker.instantiate_pre(&module)?),
+            Some(ty) => Linking::ImportsMemory(linker, ty),
+        };
+        Ok(Self { module, linking })
     }
 
     /// Runs `validate_block` on SCALE-encoded params in a fresh instance.
@@ -100,10 +111,10 @@ impl Runtime {
             }
             _ => ExecJobError::Instantiation(format!("{e:#}")),
         };
-        match &self.memory_import {
-            Some(ty) => {
+        match &self.linking {
+            Linking::ImportsMemory(linker, ty) => {
                 let memory = Memory::new(&mut *store, ty.clone()).map_err(construction)?;
-                let mut linker = self.linker.clone();
+                let mut linker = linker.clone();
                 linker
                     .define(&*store, "env", "memory", memory)
                     .map_err(construction)?;
@@ -112,11 +123,8 @@ impl Runtime {
                     .map_err(construction)?;
                 Ok((instance, memory))
             }
-            None => {
-                let instance = self
-                    .linker
-                    .instantiate(&mut *store, &self.module)
-                    .map_err(construction)?;
+            Linking::Resolved(pre) => {
+                let instance = pre.instantiate(&mut *store).map_err(construction)?;
                 let memory = instance
                     .get_memory(&mut *store, "memory")
                     .ok_or_else(|| ExecJobError::Instantiation("no exported `memory`".into()))?;

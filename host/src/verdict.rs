@@ -180,7 +180,10 @@ mod tests {
     #[test]
     fn stubs_are_internal_and_traps_invalid() {
         let stub = ExecJobError::UnsupportedHostFunction("env:x".into());
-        assert_eq!(Verdict::from_job_error(stub).exit_code(), ExitCode::Inconclusive);
+        assert_eq!(
+            Verdict::from_job_error(stub).exit_code(),
+            ExitCode::Inconclusive
+        );
         let trap = ExecJobError::Trap("unreachable".into());
         assert_eq!(Verdict::from_job_error(trap).exit_code(), ExitCode::Invalid);
     }
@@ -188,8 +191,14 @@ mod tests {
     #[test]
     fn only_deterministic_preparation_failures_are_invalid() {
         let bomb = PrepareError::Decompress("bomb".into());
-        assert!(matches!(Verdict::from_prepare_error(bomb), Verdict::Invalid(_)));
+        assert!(matches!(
+            Verdict::from_prepare_error(bomb),
+            Verdict::Invalid(_)
+        ));
         let timeout = PrepareError::TimedOut { cpu_ms: 1 };
-        assert!(matches!(Verdict::from_prepare_error(timeout), Verdict::Internal(_)));
+        assert!(matches!(
+            Verdict::from_prepare_error(timeout),
+            Verdict::Internal(_)
+        ));
     }
 }

@@ -11,7 +11,7 @@ use pvf_common::error::PrepareError;
 use pvf_common::message::{PrepareRequest, PrepareResponse, Prepared};
 use pvf_common::sandbox;
 use pvf_common::worker::job_process::{JobEnd, JobLimits, run_job};
-use pvf_common::worker::{JobDeath, WorkerContext};
+use pvf_common::worker::{Handler, JobDeath, WorkerContext};
 
 use crate::alloc::{EXIT_OUT_OF_MEMORY, set_limit};
 use crate::prevalidate::prevalidate;
@@ -21,8 +21,20 @@ const JOB_DIR: &str = "job";
 /// The artifact's name inside the job directory.
 const ARTIFACT_IN_JOB: &str = "artifact";
 
+/// The prepare worker's job side.
+pub struct Preparer;
+
+impl Handler for Preparer {
+    type Request = PrepareRequest;
+    type Response = PrepareResponse;
+
+    fn handle(&mut self, ctx: &WorkerContext, request: PrepareRequest) -> PrepareResponse {
+        prepare(ctx, request)
+    }
+}
+
 /// Prepares one request in a fresh job directory that is removed afterwards.
-pub fn handle(ctx: &WorkerContext, request: PrepareRequest) -> PrepareResponse {
+fn prepare(ctx: &WorkerContext, request: PrepareRequest) -> PrepareResponse {
     let job_dir = ctx.dir.join(JOB_DIR);
     // A previous job's directory can only remain if the worker died mid-job; never reuse it.
     let _ = std::fs::remove_dir_all(&job_dir);

@@ -20,5 +20,5 @@ use pvf_common::sandbox::WorkerKind;
 static ALLOCATOR: alloc::LimitedAllocator = alloc::LimitedAllocator::new();
 
 fn main() -> ExitCode {
-    pvf_common::worker::serve(WorkerKind::Prepare, job::handle)
+    pvf_common::worker::serve(WorkerKind::Prepare, job::Preparer)
 }

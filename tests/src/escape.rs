@@ -269,7 +269,18 @@ pub fn attempt(name: &str) -> Option<&'static Attempt> {
 
 /// The escape worker's main: the common worker loop with attempts instead of jobs.
 pub fn serve(kind: WorkerKind) -> ExitCode {
-    pvf_common::worker::serve(kind, |ctx, request: AttemptRequest| run(ctx, request))
+    pvf_common::worker::serve(kind, Attempter)
+}
+
+struct Attempter;
+
+impl pvf_common::worker::Handler for Attempter {
+    type Request = AttemptRequest;
+    type Response = AttemptOutcome;
+
+    fn handle(&mut self, ctx: &WorkerContext, request: AttemptRequest) -> AttemptOutcome {
+        run(ctx, request)
+    }
 }
 
 fn run(ctx: &WorkerContext, request: AttemptRequest) -> AttemptOutcome {

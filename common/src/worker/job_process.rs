@@ -7,6 +7,7 @@
 
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
+use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,8 @@ pub const EXIT_CONFINE_FAILED: i32 = 90;
 pub const EXIT_PANIC: i32 = 91;
 /// Exit code of a job child that could not write its result.
 pub const EXIT_WRITE_FAILED: i32 = 92;
+/// Exit code of a job child whose input could not be read or decoded.
+pub const EXIT_BAD_INPUT: i32 = 94;
 
 /// Limits for one job.
 #[derive(Clone, Copy, Debug)]
@@ -82,6 +85,9 @@ pub enum RunnerError {
     /// Supervising the job failed (pidfd, poll, read, wait).
     #[error("supervising the job: {0}")]
     Supervise(std::io::Error),
+    /// A pre-forked job process ended before it was given its input.
+    #[error("the pre-forked job process ended before it was used")]
+    NotReady,
 }
 
 /// Runs `body` in a forked child after `confine` has succeeded there, and supervises it.
@@ -97,24 +103,80 @@ where
     T: Encode + Decode,
     E: std::fmt::Display,
 {
-    let (read_end, write_end) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(RunnerError::Pipe)?;
+    prefork(confine, |()| body())?.run(&().encode(), limits)
+}
+
+/// A job process forked and confined ahead of time, blocked on its input pipe. Forking a
+/// worker that holds a large module costs milliseconds; a worker that forks its next job
+/// while idle keeps that off the path from request to verdict. Dropping it kills the child.
+pub struct ReadyJob<O> {
+    process: KillOnDrop,
+    input: File,
+    output: OwnedFd,
+    result: PhantomData<fn() -> O>,
+}
+
+/// Forks a job process that confines itself, then waits for its input (an encoded `I`),
+/// runs `body` on it, and writes back the encoded result.
+///
+/// The caller must be single-threaded (see [`run_job`]).
+pub fn prefork<I, O, E>(
+    confine: impl FnOnce() -> Result<(), E>,
+    body: impl FnOnce(I) -> O,
+) -> Result<ReadyJob<O>, RunnerError>
+where
+    I: Decode,
+    O: Encode + Decode,
+    E: std::fmt::Display,
+{
+    let (input_read, input_write) =
+        pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(RunnerError::Pipe)?;
+    let (output_read, output_write) =
+        pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(RunnerError::Pipe)?;
     // SAFETY: the worker is single-threaded (see above), so the child can run Rust code.
     match unsafe { fork() }.map_err(RunnerError::Fork)? {
         ForkResult::Child => {
-            drop(read_end);
-            child_main(write_end, confine, body)
+            drop(input_write);
+            drop(output_read);
+            child_main(input_read, output_write, confine, body)
         }
-        ForkResult::Parent { child } => {
-            drop(write_end);
-            supervise(child, read_end, limits)
-        }
+        ForkResult::Parent { child } => Ok(ReadyJob {
+            process: KillOnDrop(child),
+            input: File::from(input_write),
+            output: output_read,
+            result: PhantomData,
+        }),
     }
 }
 
-fn child_main<T: Encode, E: std::fmt::Display>(
-    write_end: OwnedFd,
+impl<O: Decode> ReadyJob<O> {
+    /// Hands the job its input and supervises it to the end. Fails with
+    /// [`RunnerError::NotReady`] if the process already ended while it waited, so a death
+    /// before the input arrived is never blamed on that input.
+    pub fn run(self, input: &[u8], limits: JobLimits) -> Result<JobEnd<O>, RunnerError> {
+        let Self {
+            process,
+            input: mut input_pipe,
+            output,
+            ..
+        } = self;
+        let pidfd = pidfd_open(process.0).map_err(RunnerError::Supervise)?;
+        let (_, exited) = poll_two(None, &pidfd, Duration::ZERO).map_err(RunnerError::Supervise)?;
+        if exited {
+            return Err(RunnerError::NotReady);
+        }
+        // A job that dies while reading leaves EPIPE here; supervision reports its death.
+        let _ = input_pipe.write_all(input);
+        drop(input_pipe);
+        supervise(process, pidfd, output, limits)
+    }
+}
+
+fn child_main<I: Decode, O: Encode, E: std::fmt::Display>(
+    input: OwnedFd,
+    output: OwnedFd,
     confine: impl FnOnce() -> Result<(), E>,
-    body: impl FnOnce() -> T,
+    body: impl FnOnce(I) -> O,
 ) -> ! {
     // Die with the worker, so a killed worker leaves no job behind.
     // SAFETY: prctl with integer arguments only.
@@ -123,11 +185,20 @@ fn child_main<T: Encode, E: std::fmt::Display>(
         tracing::error!("job confinement failed: {e}");
         exit_now(EXIT_CONFINE_FAILED);
     }
-    let value = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+    let mut bytes = Vec::new();
+    let read = File::from(input)
+        .take(u64::from(MAX_FRAME_LEN) + 1)
+        .read_to_end(&mut bytes);
+    let request = match read.ok().and_then(|_| I::decode_all(&mut &bytes[..]).ok()) {
+        Some(request) => request,
+        None => exit_now(EXIT_BAD_INPUT),
+    };
+    drop(bytes);
+    let value = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(request))) {
         Ok(value) => value,
         Err(_) => exit_now(EXIT_PANIC),
     };
-    let mut pipe = File::from(write_end);
+    let mut pipe = File::from(output);
     match pipe.write_all(&value.encode()) {
         Ok(()) => exit_now(0),
         Err(_) => exit_now(EXIT_WRITE_FAILED),
@@ -142,12 +213,12 @@ fn exit_now(code: i32) -> ! {
 }
 
 fn supervise<T: Decode>(
-    child: Pid,
+    guard: KillOnDrop,
+    pidfd: OwnedFd,
     read_end: OwnedFd,
     limits: JobLimits,
 ) -> Result<JobEnd<T>, RunnerError> {
-    let guard = KillOnDrop(child);
-    let pidfd = pidfd_open(child).map_err(RunnerError::Supervise)?;
+    let child = guard.0;
     set_nonblocking(&read_end).map_err(RunnerError::Supervise)?;
     let mut pipe = File::from(read_end);
     let mut output = Vec::new();

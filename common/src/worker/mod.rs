@@ -98,10 +98,7 @@ impl WorkerArgs {
 }
 
 /// Runs a worker: connect, harden, handshake, then answer requests until the host hangs up.
-pub fn serve<Req: Decode, Resp: Encode>(
-    kind: WorkerKind,
-    mut handle: impl FnMut(&WorkerContext, Req) -> Resp,
-) -> ExitCode {
+pub fn serve<H: Handler>(kind: WorkerKind, mut handler: H) -> ExitCode {
     crate::init_logging();
     let args = match WorkerArgs::parse(std::env::args().skip(1)) {
         Ok(args) => args,
@@ -148,7 +145,7 @@ pub fn serve<Req: Decode, Resp: Encode>(
         return ExitCode::from(1);
     }
     loop {
-        let request = match frame::read::<Req>(&mut stream) {
+        let request = match frame::read::<H::Request>(&mut stream) {
             Ok(request) => request,
             Err(FrameError::Closed) => return ExitCode::SUCCESS,
             Err(e) => {
@@ -156,12 +153,28 @@ pub fn serve<Req: Decode, Resp: Encode>(
                 return ExitCode::from(1);
             }
         };
-        let response = handle(&ctx, request);
+        let response = handler.handle(&ctx, request);
         if let Err(e) = frame::write(&mut stream, &response) {
             tracing::error!("cannot answer the host, exiting: {e}");
             return ExitCode::from(1);
         }
+        handler.idle(&ctx);
     }
+}
+
+/// A worker's job side: what it does with each request.
+pub trait Handler {
+    /// The request frame.
+    type Request: Decode;
+    /// The answer frame.
+    type Response: Encode;
+
+    /// Answers one request.
+    fn handle(&mut self, ctx: &WorkerContext, request: Self::Request) -> Self::Response;
+
+    /// Runs after each answer has been sent, while the host has nothing for the worker:
+    /// the place to get ready for the next request off the request's path.
+    fn idle(&mut self, _ctx: &WorkerContext) {}
 }
 
 /// Asks the kernel to kill this process when `host` dies, and exits now if it already has.
