@@ -38,12 +38,14 @@ pub enum NodeError {
 /// Runs the node until it is killed, or for `--rounds`.
 pub async fn run(cli: Cli, start_time: u64) -> Result<(), NodeError> {
     let metrics = Metrics::new(start_time)?;
+    let bind_err = |source| NodeError::Bind {
+        port: cli.prometheus_port,
+        source,
+    };
     let listener = endpoint::bind(cli.prometheus_port)
         .await
-        .map_err(|source| NodeError::Bind {
-            port: cli.prometheus_port,
-            source,
-        })?;
+        .map_err(bind_err)?;
+    let metrics_addr = listener.local_addr().map_err(bind_err)?;
     tokio::spawn(endpoint::serve(listener, metrics.clone()));
 
     let mut codes = candidates::guests()?;
@@ -51,7 +53,12 @@ pub async fn run(cli: Cli, start_time: u64) -> Result<(), NodeError> {
         codes.extend(candidates::corpus(dir)?);
     }
     let cache_dir = cache_dir(cli.base_path.as_deref());
-    tracing::info!(cache = %cache_dir.display(), codes = codes.len(), "starting");
+    tracing::info!(
+        metrics = %metrics_addr,
+        cache = %cache_dir.display(),
+        codes = codes.len(),
+        "starting"
+    );
     let pvf = Pvf::start(cache_dir, metrics.clone())?;
 
     prepare_ahead(&pvf, &codes).await;
