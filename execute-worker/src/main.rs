@@ -11,6 +11,7 @@
 mod allocator;
 mod host_functions;
 mod job;
+mod pov;
 mod runtime;
 
 use std::process::ExitCode;

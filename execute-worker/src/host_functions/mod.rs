@@ -1,0 +1,180 @@
+//! The host functions a validation function may import, and stubs for the rest.
+//!
+//! Each family is a module with a `register` function; the ABI (how slices and results
+//! cross the boundary) is in [`abi`]. The supported set, with versions, is this table (the
+//! names are also listed in `pvf_common::host_api::SUPPORTED`, which `pvf inspect` reads; a
+//! test keeps the two equal). Semantics follow Polkadot's host for each version, because a
+//! host function's result can decide a verdict.
+//!
+//! | import (module `env`) | signature | behaviour |
+//! |---|---|---|
+//! | `ext_allocator_malloc_version_1` | `(i32) -> i32` | freeing-bump allocation ([`crate::allocator`]); failure traps |
+//! | `ext_allocator_free_version_1` | `(i32)` | freeing-bump free; a bad or double free traps |
+//! | `ext_panic_handler_abort_on_panic_version_1` | `(i64 msg)` | ends the call: Invalid with the message |
+//! | `ext_logging_log_version_1` | `(i32 level, i64 target, i64 msg)` | to `tracing`, volume-bounded; level > 4 or non-UTF-8 target traps; non-UTF-8 message dropped |
+//! | `ext_logging_max_level_version_1` | `() -> i32` | this process's `tracing` level (0 off … 5 trace) |
+//! | `ext_hashing_blake2_128_version_1` | `(i64) -> i32` | BLAKE2b-128 into host-allocated memory |
+//! | `ext_hashing_blake2_256_version_1` | `(i64) -> i32` | BLAKE2b-256 |
+//! | `ext_hashing_twox_64_version_1` | `(i64) -> i32` | XXH64 seed 0, little-endian |
+//! | `ext_hashing_twox_128_version_1` | `(i64) -> i32` | XXH64 seeds 0, 1 concatenated |
+//! | `ext_hashing_twox_256_version_1` | `(i64) -> i32` | XXH64 seeds 0..=3 concatenated |
+//! | `ext_hashing_keccak_256_version_1` | `(i64) -> i32` | Keccak-256 (pre-NIST padding) |
+//! | `ext_hashing_sha2_256_version_1` | `(i64) -> i32` | SHA-256 |
+//! | `ext_misc_print_num_version_1` | `(i64)` | debug log |
+//! | `ext_misc_print_utf8_version_1` | `(i64)` | debug log if valid UTF-8 |
+//! | `ext_misc_print_hex_version_1` | `(i64)` | debug log in hex |
+//! | `ext_misc_runtime_version_version_1` | `(i64 wasm) -> i64` | SCALE `Option<Vec<u8>>`: the blob's embedded `runtime_version`/`runtime_apis` sections re-encoded; `None` on any failure |
+//! | `ext_trie_blake2_256_ordered_root_version_1` | `(i64 items) -> i32` | ordered trie root, state version 0 |
+//! | `ext_trie_blake2_256_ordered_root_version_2` | `(i64 items, i32 version) -> i32` | state version 0 or 1 (the low byte of the argument); other versions trap |
+//! | `ext_trie_keccak_256_ordered_root_version_1` | `(i64 items) -> i32` | as blake2, Keccak-256 hasher |
+//! | `ext_trie_keccak_256_ordered_root_version_2` | `(i64 items, i32 version) -> i32` | as blake2, Keccak-256 hasher |
+//! | `ext_crypto_ed25519_verify_version_1` | `(i32 sig, i64 msg, i32 pub) -> i32` | ZIP-215 rules (`ed25519-zebra`, as Polkadot) |
+//! | `ext_crypto_sr25519_verify_version_1` | `(i32 sig, i64 msg, i32 pub) -> i32` | schnorrkel, also accepting pre-0.8 signatures |
+//! | `ext_crypto_sr25519_verify_version_2` | `(i32 sig, i64 msg, i32 pub) -> i32` | schnorrkel, current signatures only |
+//! | `ext_crypto_secp256k1_ecdsa_recover_version_1` | `(i32 sig, i32 msg) -> i64` | SCALE `Result<[u8; 64], _>`; overflowing r/s are reduced (accepted) |
+//! | `ext_crypto_secp256k1_ecdsa_recover_version_2` | `(i32 sig, i32 msg) -> i64` | as v1, but overflowing r/s are rejected |
+//! | `ext_crypto_secp256k1_ecdsa_recover_compressed_version_1` | `(i32 sig, i32 msg) -> i64` | as v1, 33-byte compressed key |
+//! | `ext_crypto_secp256k1_ecdsa_recover_compressed_version_2` | `(i32 sig, i32 msg) -> i64` | as v2, 33-byte compressed key |
+//! | anything else | — | a stub: calling it ends the job as Internal, naming it |
+//!
+//! A pointer or length outside memory, or an argument the version does not accept, traps
+//! (Invalid), as in Polkadot's host.
+
+mod abi;
+mod allocator;
+mod crypto;
+mod hashing;
+mod logging;
+mod misc;
+mod panic;
+mod runtime_version;
+mod trie;
+
+use std::collections::HashSet;
+
+use pvf_common::host_api;
+use wasmtime::{Engine, ExternType, Linker, Memory, Module, StoreLimits};
+
+pub use allocator::with_allocator;
+use logging::LogBudget;
+
+use crate::allocator::{AllocError, FreeingBump};
+
+/// Per-call state the host functions share.
+pub struct HostState {
+    /// Bounds memory growth to the executor parameters.
+    pub limits: StoreLimits,
+    /// The instance's memory, once instantiated.
+    pub memory: Option<Memory>,
+    /// The memory bound in pages.
+    pub max_pages: u64,
+    /// The guest heap allocator, once instantiated.
+    pub allocator: Option<FreeingBump>,
+    /// What the guest may still log in this call.
+    log_budget: LogBudget,
+}
+
+impl HostState {
+    /// State for one call, before instantiation.
+    pub fn new(limits: StoreLimits, max_pages: u64) -> Self {
+        Self {
+            limits,
+            memory: None,
+            max_pages,
+            allocator: None,
+            log_budget: LogBudget::default(),
+        }
+    }
+}
+
+/// A host function ended the call. Traps and these are told apart when the call returns.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The guest called an import this host does not implement.
+    #[error("call to unsupported host function `{0}`")]
+    Unsupported(String),
+    /// The guest panicked and said why.
+    #[error("guest panicked: {0}")]
+    Panic(String),
+    /// The allocator refused.
+    #[error("allocator: {0}")]
+    Allocator(#[from] AllocError),
+    /// A pointer or length from the guest is outside its memory.
+    #[error("host function argument out of bounds")]
+    OutOfBounds,
+    /// An argument the host function's version does not accept.
+    #[error("{function}: {reason}")]
+    BadArgument {
+        /// The host function.
+        function: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A host function ran before the instance had its memory and allocator.
+    #[error("host function called before instantiation finished")]
+    NotReady,
+}
+
+/// A linker with every supported host function and a stub for every other function import
+/// of `module`.
+pub fn linker(engine: &Engine, module: &Module) -> wasmtime::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    register_supported(&mut linker)?;
+    let mut stubbed = HashSet::new();
+    for import in module.imports() {
+        let ExternType::Func(ty) = import.ty() else {
+            continue;
+        };
+        let supported = host_api::is_supported(import.module(), import.name());
+        // A module may import the same function more than once; link it once.
+        if supported || !stubbed.insert((import.module(), import.name())) {
+            continue;
+        }
+        let name = format!("{}:{}", import.module(), import.name());
+        linker.func_new(import.module(), import.name(), ty, move |_, _, _| {
+            Err(wasmtime::Error::new(HostError::Unsupported(name.clone())))
+        })?;
+    }
+    Ok(linker)
+}
+
+/// Defines every family's host functions.
+fn register_supported(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    allocator::register(linker)?;
+    panic::register(linker)?;
+    logging::register(linker)?;
+    hashing::register(linker)?;
+    misc::register(linker)?;
+    trie::register(linker)?;
+    crypto::register(linker)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use wasmtime::{Store, StoreLimitsBuilder};
+
+    use super::*;
+
+    #[test]
+    fn the_linker_defines_exactly_the_supported_list() {
+        let engine = Engine::default();
+        let mut linker = Linker::new(&engine);
+        register_supported(&mut linker).unwrap();
+        let mut store = Store::new(
+            &engine,
+            HostState::new(StoreLimitsBuilder::new().build(), 1),
+        );
+        let mut defined: Vec<String> = linker
+            .iter(&mut store)
+            .map(|(module, name, _)| {
+                assert_eq!(module, "env");
+                name.to_string()
+            })
+            .collect();
+        defined.sort();
+        let mut listed: Vec<String> = host_api::SUPPORTED.iter().map(|s| s.to_string()).collect();
+        listed.sort();
+        assert_eq!(defined, listed);
+    }
+}
