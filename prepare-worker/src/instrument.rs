@@ -35,7 +35,7 @@ pub fn limit_stack(code: &[u8], logical_max: u32) -> Result<Vec<u8>, InstrumentE
 
 #[cfg(test)]
 mod tests {
-    use wasmtime::{Engine, Instance, Store};
+    use wasmtime::{Config, Engine, Instance, OptLevel, Store};
 
     use super::*;
 
@@ -47,9 +47,11 @@ mod tests {
             (global.set $depth (i32.add (global.get $depth) (i32.const 1)))
             (call $f (i64.add (local.get 0) (i64.const 1)))))"#;
 
-    fn depth_reached(logical_max: u32) -> i32 {
+    fn depth_reached(logical_max: u32, opt_level: OptLevel) -> i32 {
         let code = limit_stack(&wat::parse_str(RECURSE).unwrap(), logical_max).unwrap();
-        let engine = Engine::default();
+        let mut config = Config::new();
+        config.cranelift_opt_level(opt_level);
+        let engine = Engine::new(&config).unwrap();
         let module = wasmtime::Module::new(&engine, code).unwrap();
         let mut store = Store::new(&engine, ());
         let instance = Instance::new(&mut store, &module, &[]).unwrap();
@@ -71,8 +73,15 @@ mod tests {
         // A frame costs its declared locals (3; parameters are not counted), its deepest
         // operand stack (2) and a fixed activation cost (2): 7. A call that would take the
         // total past the limit traps before entering, so the depth is limit / 7.
-        assert_eq!(depth_reached(1024), 146);
-        assert_eq!(depth_reached(65_536), 9362);
+        assert_eq!(depth_reached(1024, OptLevel::SpeedAndSize), 146);
+        assert_eq!(depth_reached(65_536, OptLevel::SpeedAndSize), 9362);
+    }
+
+    #[test]
+    fn the_depth_does_not_depend_on_the_compiler_opt_level() {
+        for opt_level in [OptLevel::None, OptLevel::Speed, OptLevel::SpeedAndSize] {
+            assert_eq!(depth_reached(65_536, opt_level), 9362, "{opt_level:?}");
+        }
     }
 
     #[test]
