@@ -1,6 +1,7 @@
 //! `pvf` subcommands, one file each, sharing the global options and input loading.
 
 mod input;
+mod inspect;
 mod prepare;
 mod validate;
 
@@ -35,6 +36,7 @@ struct Cli {
 enum Command {
     Validate(validate::Args),
     Prepare(prepare::Args),
+    Inspect(inspect::Args),
 }
 
 /// Parses the command line and runs the command.
@@ -69,6 +71,7 @@ pub fn run() -> ExitCode {
         match cli.command {
             Command::Validate(args) => validate::run(config, args).await,
             Command::Prepare(args) => prepare::run(config, args).await,
+            Command::Inspect(args) => inspect::run(args),
         }
     })
 }
