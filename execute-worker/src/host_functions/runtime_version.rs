@@ -54,7 +54,7 @@ pub fn embedded_version(blob: &[u8]) -> Result<Vec<u8>, String> {
 
 /// The `runtime_apis` section: 12-byte entries, an id and a little-endian version.
 fn decode_apis(section: &[u8]) -> Result<Vec<Api>, String> {
-    if section.len() % 12 != 0 {
+    if !section.len().is_multiple_of(12) {
         return Err("runtime_apis section has a partial entry".into());
     }
     Ok(section

@@ -44,7 +44,7 @@ impl Hash32 for KeccakHasher {
 #[derive(Debug)]
 struct TrieHasher<H>(std::marker::PhantomData<H>);
 
-impl<H: Hash32 + Send + Sync> hash_db_hasher::Hasher for TrieHasher<H> {
+impl<H: Hash32 + Send + Sync> trie_root::Hasher for TrieHasher<H> {
     type Out = [u8; 32];
     type StdHasher = std::collections::hash_map::DefaultHasher;
     const LENGTH: usize = 32;
@@ -52,11 +52,6 @@ impl<H: Hash32 + Send + Sync> hash_db_hasher::Hasher for TrieHasher<H> {
     fn hash(x: &[u8]) -> [u8; 32] {
         H::hash(x)
     }
-}
-
-/// The `trie-root` crate re-exports the hasher trait it is generic over.
-mod hash_db_hasher {
-    pub use trie_root::Hasher;
 }
 
 /// Which layout a root is computed with.
