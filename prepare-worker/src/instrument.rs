@@ -84,6 +84,27 @@ mod tests {
         }
     }
 
+    /// Whether instrumentation accepts a module with `body` as a function's code.
+    fn accepts(body: &str) -> bool {
+        let wat = format!("(module (memory 1) (func (param i32 f32) {body}))");
+        limit_stack(&wat::parse_str(wat).unwrap(), 1024).is_ok()
+    }
+
+    #[test]
+    fn the_parser_accepts_what_polkadots_does() {
+        // The same parser and features as Polkadot's host: sign extension yes; bulk memory,
+        // saturating float-to-int and multi-value blocks no. Code using them fails
+        // preparation here as there, whatever the engine would accept.
+        assert!(accepts("(drop (i32.extend8_s (local.get 0)))"));
+        assert!(!accepts(
+            "(memory.fill (i32.const 0) (i32.const 0) (i32.const 0))"
+        ));
+        assert!(!accepts("(drop (i32.trunc_sat_f32_s (local.get 1)))"));
+        assert!(!accepts(
+            "(block (result i32 i32) (i32.const 1) (i32.const 2)) (drop) (drop)"
+        ));
+    }
+
     #[test]
     fn garbage_is_a_parse_error() {
         assert!(matches!(

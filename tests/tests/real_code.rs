@@ -193,3 +193,51 @@ async fn host_functions_serve_a_guest_and_bad_arguments_trap() {
         "{verdict}"
     );
 }
+
+#[tokio::test]
+async fn a_reported_panic_is_invalid_with_its_message() {
+    let cache = tempfile::tempdir().unwrap();
+    let host = host(&cache);
+    let verdict = run(
+        &host,
+        &guest("panic"),
+        &ExecutorParams::default(),
+        &validation_params(&[], &[]),
+    )
+    .await;
+    assert!(
+        matches!(&verdict, Verdict::Invalid(InvalidReason::Panic(m)) if m == "attempt to divide by zero"),
+        "{verdict}"
+    );
+}
+
+#[tokio::test]
+async fn nan_results_are_canonical() {
+    let cache = tempfile::tempdir().unwrap();
+    let host = host(&cache);
+    let code = guest("nan");
+    let canonical = 0x7fc0_0000u32.to_le_bytes();
+    // 0 / 0 (x86 would give the negative default NaN 0xffc00000), and a signalling NaN with
+    // a payload plus 1 (x86 would keep the payload).
+    for (a, b) in [
+        (0f32.to_bits(), 0f32.to_bits()),
+        (0x7fa0_0001, 1f32.to_bits()),
+    ] {
+        let mut block = a.to_le_bytes().to_vec();
+        block.extend(b.to_le_bytes());
+        let verdict = run(
+            &host,
+            &code,
+            &ExecutorParams::default(),
+            &validation_params(&[], &block),
+        )
+        .await;
+        let Verdict::Valid(result) = verdict else {
+            panic!("nan: {verdict}");
+        };
+        assert_eq!(result.head_data[..4], canonical, "a / b for {a:#x}, {b:#x}");
+        if a != 0 {
+            assert_eq!(result.head_data[4..], canonical, "a + b for {a:#x}, {b:#x}");
+        }
+    }
+}
