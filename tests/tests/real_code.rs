@@ -241,3 +241,17 @@ async fn nan_results_are_canonical() {
         }
     }
 }
+
+#[tokio::test]
+async fn params_are_the_allocators_first_allocation() {
+    let cache = tempfile::tempdir().unwrap();
+    let host = host(&cache);
+    let verdict = run(
+        &host,
+        &guest("params-placement"),
+        &ExecutorParams::default(),
+        &validation_params(b"head", b"block"),
+    )
+    .await;
+    assert!(matches!(verdict, Verdict::Valid(_)), "{verdict}");
+}
