@@ -258,7 +258,7 @@ impl Host {
             program: program.to_path_buf(),
             dir,
             timeout: self.config.spawn_timeout,
-            sandbox: self.config.sandbox,
+            layers: crate::worker::layers_for(self.config.sandbox),
         };
         let worker = WorkerProcess::spawn(&spec).await?;
         tracing::debug!(kind, pid = worker.pid(), "worker spawned");

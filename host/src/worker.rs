@@ -10,7 +10,7 @@ use std::time::Duration;
 use parity_scale_codec::{Decode, Encode};
 use pvf_common::ipc::frame::{self, FrameError, HEADER_LEN};
 use pvf_common::message::Handshake;
-use pvf_common::sandbox::{SandboxMode, SecurityStatus};
+use pvf_common::sandbox::{Layer, Layers, SandboxMode, SecurityStatus, namespaces};
 use pvf_common::worker::VERSION;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
@@ -30,6 +30,9 @@ pub enum WorkerError {
     /// The worker did not connect and hand shake in time.
     #[error("worker did not connect within {0:?}")]
     SpawnTimeout(Duration),
+    /// The worker could not apply a sandbox layer the host requires.
+    #[error("worker sandbox incomplete: {0}")]
+    Sandbox(String),
     /// The worker runs another version than the host.
     #[error("worker version {worker} differs from host version {VERSION}")]
     VersionMismatch {
@@ -44,6 +47,14 @@ pub enum WorkerError {
     Frame(#[from] FrameError),
 }
 
+/// The layers a sandbox mode asks for.
+pub fn layers_for(mode: SandboxMode) -> Layers {
+    match mode {
+        SandboxMode::Enforce => Layers::ALL,
+        SandboxMode::Disabled => Layers::NONE,
+    }
+}
+
 /// How to start a worker.
 #[derive(Clone, Debug)]
 pub struct SpawnSpec {
@@ -53,8 +64,8 @@ pub struct SpawnSpec {
     pub dir: PathBuf,
     /// How long the worker has to connect and hand shake.
     pub timeout: Duration,
-    /// Whether the worker sandboxes itself.
-    pub sandbox: SandboxMode,
+    /// The sandbox layers the worker must apply.
+    pub layers: Layers,
 }
 
 /// A running worker and its connection. Dropping it kills the worker and removes its dir.
@@ -81,6 +92,12 @@ impl WorkerProcess {
             .recursive(true)
             .create(&spec.dir)
             .map_err(spawn_err)?;
+        if spec.layers.has(Layer::Namespaces) && nix::unistd::geteuid().is_root() {
+            // A root-started worker becomes `nobody` outside its namespace; its dir must be
+            // its own.
+            let nobody = Some(namespaces::ROOT_DROP_ID);
+            std::os::unix::fs::chown(&spec.dir, nobody, nobody).map_err(spawn_err)?;
+        }
         let mut command = Command::new(&spec.program);
         command
             .arg("--socket-path")
@@ -95,8 +112,12 @@ impl WorkerProcess {
         if let Ok(filter) = std::env::var("RUST_LOG") {
             command.env("RUST_LOG", filter);
         }
-        if spec.sandbox == SandboxMode::Disabled {
+        if spec.layers == Layers::NONE {
             command.arg("--insecure");
+        } else {
+            for layer in Layer::ALL.into_iter().filter(|l| !spec.layers.has(*l)) {
+                command.arg("--disable-layer").arg(layer.name());
+            }
         }
         let child = command.spawn().map_err(spawn_err)?;
         let connect = async {
@@ -112,6 +133,14 @@ impl WorkerProcess {
             return Err(WorkerError::VersionMismatch {
                 worker: handshake.version,
             });
+        }
+        let failures: Vec<String> = handshake
+            .security
+            .failures()
+            .map(|l| format!("{}: {}", l.layer.name(), l.detail))
+            .collect();
+        if !failures.is_empty() {
+            return Err(WorkerError::Sandbox(failures.join("; ")));
         }
         Ok(Self {
             child,

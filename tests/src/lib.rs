@@ -1,5 +1,8 @@
 //! Helpers for the integration tests: build and locate the real worker binaries, load the
-//! test guests, encode params, and find the corpus.
+//! test guests, encode params, and find the corpus. [`escape`] holds the escape attempts
+//! that the test-only workers run.
+
+pub mod escape;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,6 +19,10 @@ pub struct Binaries {
     pub prepare_worker: PathBuf,
     /// The execute worker.
     pub execute_worker: PathBuf,
+    /// The test-only prepare worker that runs escape attempts.
+    pub escape_prepare: PathBuf,
+    /// The test-only execute worker that runs escape attempts.
+    pub escape_execute: PathBuf,
 }
 
 /// Builds the binaries once per test process (with the profile the tests were built with)
@@ -34,6 +41,8 @@ pub fn binaries() -> &'static Binaries {
             "pvf-execute-worker",
             "-p",
             "pvf-host",
+            "-p",
+            "pvf-tests",
         ]);
         if !cfg!(debug_assertions) {
             build.arg("--release");
@@ -49,12 +58,19 @@ pub fn binaries() -> &'static Binaries {
             .and_then(Path::parent)
             .expect("target/<profile> dir")
             .to_path_buf();
-        Binaries {
-            pvf: dir.join("pvf"),
-            prepare_worker: dir.join("pvf-prepare-worker"),
-            execute_worker: dir.join("pvf-execute-worker"),
-        }
+        binaries_in(&dir)
     })
+}
+
+/// The binaries in `dir`.
+pub fn binaries_in(dir: &Path) -> Binaries {
+    Binaries {
+        pvf: dir.join("pvf"),
+        prepare_worker: dir.join("pvf-prepare-worker"),
+        execute_worker: dir.join("pvf-execute-worker"),
+        escape_prepare: dir.join("pvf-escape-prepare"),
+        escape_execute: dir.join("pvf-escape-execute"),
+    }
 }
 
 /// The workspace root.

@@ -4,6 +4,7 @@
 
 pub mod job_process;
 
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +13,9 @@ use parity_scale_codec::{Decode, Encode};
 
 use crate::ipc::frame::{self, FrameError};
 use crate::message::Handshake;
-use crate::sandbox::{self, SandboxMode, WorkerKind};
+use crate::sandbox::{self, Layer, Layers, WorkerKind};
+
+pub use crate::sandbox::WorkerContext;
 
 /// This build's version; host and workers must agree on it exactly.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -48,20 +51,23 @@ pub struct WorkerArgs {
     pub worker_dir: PathBuf,
     /// The host's version.
     pub node_version: String,
-    /// Whether to apply the sandbox.
-    pub sandbox: SandboxMode,
+    /// Which sandbox layers to apply.
+    pub layers: Layers,
 }
 
 /// Why the worker's command line was refused.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}\nusage: --socket-path PATH --worker-dir DIR --node-version V [--insecure]")]
+#[error(
+    "{0}\nusage: --socket-path PATH --worker-dir DIR --node-version V [--insecure] [--disable-layer namespaces|landlock|limits|seccomp]..."
+)]
 pub struct UsageError(String);
 
 impl WorkerArgs {
-    /// Parses `--socket-path`, `--worker-dir`, `--node-version` and `--insecure`.
+    /// Parses `--socket-path`, `--worker-dir`, `--node-version`, `--insecure` (no layers)
+    /// and `--disable-layer NAME` (every layer but those named).
     pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, UsageError> {
         let (mut socket_path, mut worker_dir, mut node_version) = (None, None, None);
-        let mut sandbox = SandboxMode::Enforce;
+        let mut layers = Layers::ALL;
         while let Some(arg) = args.next() {
             let mut value = || {
                 args.next()
@@ -71,7 +77,13 @@ impl WorkerArgs {
                 "--socket-path" => socket_path = Some(PathBuf::from(value()?)),
                 "--worker-dir" => worker_dir = Some(PathBuf::from(value()?)),
                 "--node-version" => node_version = Some(value()?),
-                "--insecure" => sandbox = SandboxMode::Disabled,
+                "--insecure" => layers = Layers::NONE,
+                "--disable-layer" => {
+                    let name = value()?;
+                    let layer = Layer::from_name(&name)
+                        .ok_or_else(|| UsageError(format!("unknown layer {name}")))?;
+                    layers = layers.without(layer);
+                }
                 other => return Err(UsageError(format!("unknown argument {other}"))),
             }
         }
@@ -80,20 +92,9 @@ impl WorkerArgs {
             worker_dir: worker_dir.ok_or_else(|| UsageError("missing --worker-dir".into()))?,
             node_version: node_version
                 .ok_or_else(|| UsageError("missing --node-version".into()))?,
-            sandbox,
+            layers,
         })
     }
-}
-
-/// What a job body may know about its worker.
-#[derive(Clone, Debug)]
-pub struct WorkerContext {
-    /// The worker's directory as the worker sees it (after any pivot_root).
-    pub dir: PathBuf,
-    /// Whether jobs are confined.
-    pub sandbox: SandboxMode,
-    /// Which worker this is.
-    pub kind: WorkerKind,
 }
 
 /// Runs a worker: connect, harden, handshake, then answer requests until the host hangs up.
@@ -123,19 +124,26 @@ pub fn serve<Req: Decode, Resp: Encode>(
             return ExitCode::from(1);
         }
     };
-    let (security, ctx) = match sandbox::harden_worker(kind, &args) {
-        Ok(hardened) => hardened,
-        Err(e) => {
-            tracing::error!("worker hardening failed: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    let (security, ctx) = sandbox::harden_worker(kind, &args, stream.as_raw_fd());
+    let failures: Vec<String> = security
+        .failures()
+        .map(|l| format!("{}: {}", l.layer.name(), l.detail))
+        .collect();
     let handshake = Handshake {
         version: VERSION.to_string(),
         security,
     };
     if let Err(e) = frame::write(&mut stream, &handshake) {
         tracing::error!("handshake failed: {e}");
+        return ExitCode::from(1);
+    }
+    if !failures.is_empty() {
+        // The host reads the reasons from the handshake; a half-sandboxed worker never
+        // serves.
+        tracing::error!(
+            "sandbox incomplete, refusing to serve: {}",
+            failures.join("; ")
+        );
         return ExitCode::from(1);
     }
     loop {

@@ -1,0 +1,591 @@
+//! Escape attempts: what a guest with arbitrary code execution in a job process would try.
+//! They live only here, in test-only worker binaries built from the same `common` worker
+//! loop and sandbox as the real workers; no cargo feature can put them into a release
+//! worker.
+//!
+//! An attempt returns `Ok` when its call reached the kernel and did what it asked (or, for
+//! calls passed a bad fd or pointer on purpose, when the kernel answered at all), and `Err`
+//! when something refused it. A job killed by seccomp reports SIGSYS instead.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use parity_scale_codec::{Decode, Encode};
+use pvf_common::sandbox::rlimits::JobRlimits;
+use pvf_common::sandbox::{self, Layer, WorkerContext, WorkerKind};
+use pvf_common::worker::JobDeath;
+use pvf_common::worker::job_process::{JobEnd, JobLimits, run_job};
+
+/// What the test tells an attempt about the world outside the sandbox.
+#[derive(Clone, Debug, Encode, Decode)]
+pub struct AttemptRequest {
+    /// Which attempt to run.
+    pub name: String,
+    /// The test process's pid (the "host").
+    pub host_pid: u32,
+    /// A world-writable directory outside the worker dir.
+    pub outside_dir: String,
+    /// A Unix socket the host listens on.
+    pub host_socket: String,
+    /// A TCP port the host listens on (127.0.0.1).
+    pub tcp_port: u16,
+    /// A UDP port the host listens on (127.0.0.1).
+    pub udp_port: u16,
+    /// The job's rlimits (small, so resource attempts stop quickly).
+    pub rlimits: JobRlimits,
+}
+
+/// How an attempt ended.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum AttemptOutcome {
+    /// The call reached the kernel and was not refused.
+    Reached(String),
+    /// The call was refused (errno, or a missing path).
+    Refused(String),
+    /// The job process died (seccomp kill, rlimit signal).
+    Died(JobDeath),
+    /// The job hit its time limit.
+    TimedOut,
+    /// The attempt name is unknown or the runner failed.
+    Error(String),
+}
+
+impl AttemptOutcome {
+    /// Whether the attempt got through.
+    pub fn reached(&self) -> bool {
+        matches!(self, Self::Reached(_))
+    }
+}
+
+/// One attempt and the layer sets that must each block it on their own.
+pub struct Attempt {
+    /// Name, as a claim about the sandbox.
+    pub name: &'static str,
+    /// The worker kind it runs in.
+    pub kind: WorkerKind,
+    /// Each entry is a set of layers that, alone, must block the attempt.
+    pub blockers: &'static [&'static [Layer]],
+    body: fn(&AttemptRequest, &WorkerContext) -> Result<String, String>,
+}
+
+use Layer::{Landlock, Limits, Namespaces, Seccomp};
+
+/// Every attempt.
+pub const ATTEMPTS: &[Attempt] = &[
+    Attempt {
+        name: "job_cannot_read_etc_passwd",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Namespaces], &[Landlock], &[Seccomp]],
+        body: read_etc_passwd,
+    },
+    Attempt {
+        name: "job_cannot_list_the_real_root",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Namespaces], &[Landlock], &[Seccomp]],
+        body: list_root,
+    },
+    Attempt {
+        name: "job_cannot_read_proc_1_cmdline",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Namespaces], &[Landlock], &[Seccomp]],
+        body: read_proc1_cmdline,
+    },
+    Attempt {
+        name: "job_cannot_read_the_host_environment",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Namespaces], &[Landlock], &[Seccomp]],
+        body: read_host_environ,
+    },
+    Attempt {
+        name: "execute_job_cannot_write_outside_its_dir",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Namespaces], &[Landlock], &[Seccomp]],
+        body: write_outside,
+    },
+    Attempt {
+        name: "prepare_job_cannot_write_outside_its_dir",
+        kind: WorkerKind::Prepare,
+        blockers: &[&[Namespaces], &[Landlock]],
+        body: write_outside,
+    },
+    Attempt {
+        name: "job_cannot_escape_with_dotdot",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Namespaces], &[Landlock], &[Seccomp]],
+        body: dotdot_escape,
+    },
+    Attempt {
+        name: "job_cannot_follow_a_planted_symlink_out",
+        kind: WorkerKind::Prepare,
+        blockers: &[&[Namespaces], &[Landlock]],
+        body: symlink_escape,
+    },
+    Attempt {
+        name: "job_cannot_connect_over_tcp",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Namespaces], &[Landlock], &[Seccomp]],
+        body: tcp_connect,
+    },
+    Attempt {
+        name: "job_cannot_send_udp",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Namespaces], &[Seccomp]],
+        body: udp_send,
+    },
+    Attempt {
+        name: "job_cannot_create_a_socketpair",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Seccomp]],
+        body: socketpair,
+    },
+    Attempt {
+        name: "job_cannot_connect_to_the_host_socket",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Namespaces], &[Seccomp]],
+        body: connect_host_socket,
+    },
+    Attempt {
+        name: "job_cannot_set_up_io_uring",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Seccomp]],
+        body: io_uring_setup,
+    },
+    Attempt {
+        name: "job_cannot_fork",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Seccomp]],
+        body: fork_once,
+    },
+    Attempt {
+        name: "job_cannot_clone_a_process",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Seccomp]],
+        body: clone_process,
+    },
+    Attempt {
+        name: "job_cannot_execve",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Seccomp]],
+        body: execve_bad_pointer,
+    },
+    Attempt {
+        name: "job_cannot_signal_the_host",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Landlock], &[Seccomp]],
+        body: kill_host,
+    },
+    Attempt {
+        name: "job_cannot_signal_the_worker",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Seccomp]],
+        body: kill_worker,
+    },
+    Attempt {
+        name: "job_cannot_ptrace",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Seccomp]],
+        body: ptrace_attach,
+    },
+    Attempt {
+        name: "job_cannot_setns",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Seccomp]],
+        body: setns_bad_fd,
+    },
+    Attempt {
+        name: "job_cannot_mount",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Seccomp]],
+        body: mount_bad_pointer,
+    },
+    Attempt {
+        name: "job_cannot_chroot",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Seccomp]],
+        body: chroot_bad_pointer,
+    },
+    Attempt {
+        name: "job_cannot_use_keyctl",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Seccomp]],
+        body: keyctl_bad_id,
+    },
+    Attempt {
+        name: "job_cannot_use_bpf",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Seccomp]],
+        body: bpf_bad_pointer,
+    },
+    Attempt {
+        name: "job_cannot_open_perf_events",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Seccomp]],
+        body: perf_event_bad_pointer,
+    },
+    Attempt {
+        name: "job_cannot_inject_terminal_input",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Seccomp]],
+        body: tiocsti_bad_fd,
+    },
+    Attempt {
+        name: "job_cannot_fork_bomb",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Seccomp], &[Namespaces, Limits]],
+        body: fork_bomb,
+    },
+    Attempt {
+        name: "job_cannot_write_an_unbounded_file",
+        kind: WorkerKind::Prepare,
+        blockers: &[&[Limits]],
+        body: big_file,
+    },
+    Attempt {
+        name: "job_cannot_allocate_past_its_memory_limit",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Limits]],
+        body: allocate,
+    },
+    Attempt {
+        name: "job_can_sleep",
+        kind: WorkerKind::Execute,
+        blockers: &[],
+        body: sleep_briefly,
+    },
+];
+
+/// Finds an attempt by name.
+pub fn attempt(name: &str) -> Option<&'static Attempt> {
+    ATTEMPTS.iter().find(|a| a.name == name)
+}
+
+/// The escape worker's main: the common worker loop with attempts instead of jobs.
+pub fn serve(kind: WorkerKind) -> ExitCode {
+    pvf_common::worker::serve(kind, |ctx, request: AttemptRequest| run(ctx, request))
+}
+
+fn run(ctx: &WorkerContext, request: AttemptRequest) -> AttemptOutcome {
+    let Some(attempt) = attempt(&request.name) else {
+        return AttemptOutcome::Error(format!("unknown attempt {}", request.name));
+    };
+    let mut ctx = ctx.clone();
+    ctx.rlimits = request.rlimits;
+    let limits = JobLimits::from_cpu(Duration::from_secs(10));
+    let end = run_job(
+        limits,
+        || sandbox::confine_job(&ctx),
+        || (attempt.body)(&request, &ctx),
+    );
+    match end {
+        Ok(JobEnd::Finished {
+            value: Ok(detail), ..
+        }) => AttemptOutcome::Reached(detail),
+        Ok(JobEnd::Finished {
+            value: Err(detail), ..
+        }) => AttemptOutcome::Refused(detail),
+        Ok(JobEnd::Died(death)) => AttemptOutcome::Died(death),
+        Ok(JobEnd::TimedOut { .. } | JobEnd::WallClockExceeded { .. }) => AttemptOutcome::TimedOut,
+        Err(e) => AttemptOutcome::Error(e.to_string()),
+    }
+}
+
+fn io<T>(r: std::io::Result<T>, what: &str) -> Result<String, String> {
+    r.map(|_| format!("{what}: ok"))
+        .map_err(|e| format!("{what}: {e}"))
+}
+
+/// A raw syscall's result: any answer from the kernel means it was reached.
+fn reached(ret: libc::c_long, what: &str) -> Result<String, String> {
+    let err = std::io::Error::last_os_error();
+    Ok(if ret < 0 {
+        format!("{what}: reached the kernel ({err})")
+    } else {
+        format!("{what}: {ret}")
+    })
+}
+
+fn libc_result(ret: libc::c_int, what: &str) -> Result<String, String> {
+    if ret < 0 {
+        Err(format!("{what}: {}", std::io::Error::last_os_error()))
+    } else {
+        Ok(format!("{what}: ok"))
+    }
+}
+
+fn read_etc_passwd(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    io(std::fs::read("/etc/passwd"), "read /etc/passwd")
+}
+
+fn list_root(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    let names: Vec<String> = std::fs::read_dir("/")
+        .map_err(|e| format!("read_dir /: {e}"))?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    if names
+        .iter()
+        .any(|n| n == "etc" || n == "proc" || n == "usr")
+    {
+        Ok(format!("/ holds {names:?}"))
+    } else {
+        Err(format!("/ holds only {names:?}"))
+    }
+}
+
+fn read_proc1_cmdline(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    io(std::fs::read("/proc/1/cmdline"), "read /proc/1/cmdline")
+}
+
+fn read_host_environ(r: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    io(
+        std::fs::read(format!("/proc/{}/environ", r.host_pid)),
+        "read the host's environ",
+    )
+}
+
+fn write_outside(r: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    let path = PathBuf::from(&r.outside_dir).join(format!("escaped-{}", std::process::id()));
+    io(std::fs::write(path, b"out"), "write outside")
+}
+
+fn dotdot_escape(_: &AttemptRequest, ctx: &WorkerContext) -> Result<String, String> {
+    let path = ctx.dir.join("../../../../../../../../../../etc/passwd");
+    io(std::fs::read(path), "read ../../etc/passwd")
+}
+
+fn symlink_escape(_: &AttemptRequest, ctx: &WorkerContext) -> Result<String, String> {
+    io(
+        std::fs::read(ctx.dir.join(PLANTED_LINK)),
+        "read through planted symlink",
+    )
+}
+
+/// The symlink the host plants in the worker dir, pointing at `/etc/passwd`.
+pub const PLANTED_LINK: &str = "planted-link";
+
+fn tcp_connect(r: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    io(
+        std::net::TcpStream::connect(("127.0.0.1", r.tcp_port)),
+        "tcp connect",
+    )
+}
+
+fn udp_send(r: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").map_err(|e| format!("udp bind: {e}"))?;
+    io(socket.send_to(b"x", ("127.0.0.1", r.udp_port)), "udp send")
+}
+
+fn socketpair(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid array of two ints.
+    let ret = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) };
+    libc_result(ret, "socketpair")
+}
+
+fn connect_host_socket(r: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    io(
+        std::os::unix::net::UnixStream::connect(&r.host_socket),
+        "connect to the host socket",
+    )
+}
+
+fn io_uring_setup(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    // SAFETY: a null params pointer makes the kernel answer EFAULT without side effects.
+    reached(
+        unsafe { libc::syscall(libc::SYS_io_uring_setup, 1, std::ptr::null_mut::<u8>()) },
+        "io_uring_setup",
+    )
+}
+
+fn fork_once(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    // SAFETY: the child exits at once without touching shared state.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        0 => unsafe_exit(0),
+        p if p > 0 => {
+            // SAFETY: reaping our own child.
+            unsafe { libc::waitpid(p, std::ptr::null_mut(), 0) };
+            Ok("fork: ok".into())
+        }
+        _ => Err(format!("fork: {}", std::io::Error::last_os_error())),
+    }
+}
+
+fn clone_process(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    // SAFETY: a raw clone with SIGCHLD and no stack behaves like fork; the child exits.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0, 0, 0, 0) };
+    match pid {
+        0 => unsafe_exit(0),
+        p if p > 0 => {
+            // SAFETY: reaping our own child.
+            unsafe { libc::waitpid(p as i32, std::ptr::null_mut(), 0) };
+            Ok("clone: ok".into())
+        }
+        _ => Err(format!("clone: {}", std::io::Error::last_os_error())),
+    }
+}
+
+fn unsafe_exit(code: i32) -> ! {
+    // SAFETY: leaving a forked child at once.
+    unsafe { libc::_exit(code) }
+}
+
+fn execve_bad_pointer(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    // SAFETY: a null path makes the kernel answer EFAULT; nothing is executed.
+    reached(
+        unsafe { libc::syscall(libc::SYS_execve, 0usize, 0usize, 0usize) },
+        "execve",
+    )
+}
+
+fn kill_host(r: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    // SAFETY: signal 0 only checks permission; nothing is delivered.
+    libc_result(unsafe { libc::kill(r.host_pid as i32, 0) }, "kill(host, 0)")
+}
+
+fn kill_worker(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    // SAFETY: signal 0 only checks permission; nothing is delivered.
+    libc_result(unsafe { libc::kill(libc::getppid(), 0) }, "kill(worker, 0)")
+}
+
+fn ptrace_attach(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    // SAFETY: pid -1 does not exist: the kernel answers ESRCH and attaches to nothing.
+    reached(
+        unsafe { libc::syscall(libc::SYS_ptrace, libc::PTRACE_ATTACH, -1, 0, 0) },
+        "ptrace",
+    )
+}
+
+fn setns_bad_fd(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    // SAFETY: fd -1 is invalid: EBADF.
+    reached(unsafe { libc::syscall(libc::SYS_setns, -1, 0) }, "setns")
+}
+
+fn mount_bad_pointer(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    // SAFETY: a bad target pointer makes the kernel answer EFAULT; nothing is mounted.
+    reached(
+        unsafe { libc::syscall(libc::SYS_mount, 0usize, 1usize, 0usize, 0usize, 0usize) },
+        "mount",
+    )
+}
+
+fn chroot_bad_pointer(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    // SAFETY: a bad path pointer: EFAULT.
+    reached(unsafe { libc::syscall(libc::SYS_chroot, 1usize) }, "chroot")
+}
+
+fn keyctl_bad_id(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    // SAFETY: KEYCTL_GET_KEYRING_ID of a nonexistent special id: an error, no side effect.
+    reached(
+        unsafe { libc::syscall(libc::SYS_keyctl, 0, -100, 0) },
+        "keyctl",
+    )
+}
+
+fn bpf_bad_pointer(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    // SAFETY: a null attribute pointer: an error, no side effect.
+    reached(unsafe { libc::syscall(libc::SYS_bpf, 0, 0usize, 0) }, "bpf")
+}
+
+fn perf_event_bad_pointer(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    // SAFETY: a null attribute pointer: EFAULT, no side effect.
+    reached(
+        unsafe { libc::syscall(libc::SYS_perf_event_open, 0usize, 0, -1, -1, 0) },
+        "perf_event_open",
+    )
+}
+
+fn tiocsti_bad_fd(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    let byte = b'x';
+    // SAFETY: fd -1 is invalid: EBADF, nothing is injected.
+    reached(
+        unsafe { libc::ioctl(-1, libc::TIOCSTI, &byte) } as libc::c_long,
+        "ioctl(TIOCSTI)",
+    )
+}
+
+/// Forks children that stay alive until twice the process limit is reached, then reaps
+/// them: bounded even with no sandbox.
+fn fork_bomb(r: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    let target = 2 * r.rlimits.processes;
+    let mut children = Vec::new();
+    let mut failure = None;
+    while (children.len() as u64) < target {
+        // SAFETY: the child sleeps briefly and exits; it touches no shared state.
+        match unsafe { libc::fork() } {
+            0 => {
+                std::thread::sleep(Duration::from_secs(2));
+                unsafe_exit(0)
+            }
+            p if p > 0 => children.push(p),
+            _ => {
+                failure = Some(std::io::Error::last_os_error());
+                break;
+            }
+        }
+    }
+    for child in &children {
+        // SAFETY: killing and reaping our own children.
+        unsafe {
+            libc::kill(*child, libc::SIGKILL);
+            libc::waitpid(*child, std::ptr::null_mut(), 0);
+        }
+    }
+    match failure {
+        None => Ok(format!("{} processes", children.len())),
+        Some(e) => Err(format!(
+            "fork failed after {} processes: {e}",
+            children.len()
+        )),
+    }
+}
+
+/// Writes twice the file-size limit into the worker dir.
+fn big_file(r: &AttemptRequest, ctx: &WorkerContext) -> Result<String, String> {
+    let mut file =
+        std::fs::File::create(ctx.dir.join("big")).map_err(|e| format!("create: {e}"))?;
+    let chunk = vec![0u8; 64 * 1024];
+    let mut written = 0u64;
+    while written < 2 * r.rlimits.file_size {
+        file.write_all(&chunk)
+            .map_err(|e| format!("write after {written} bytes: {e}"))?;
+        written += chunk.len() as u64;
+    }
+    Ok(format!("wrote {written} bytes"))
+}
+
+/// Maps and touches twice the data limit, in 8 MiB steps.
+fn allocate(r: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    const STEP: usize = 8 << 20;
+    let mut total = 0u64;
+    while total < 2 * r.rlimits.data {
+        // SAFETY: a fresh anonymous private mapping, written only through its own pointer.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                STEP,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(format!(
+                "mmap after {total} bytes: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        // SAFETY: ptr points at STEP writable bytes.
+        unsafe { std::ptr::write_bytes(ptr.cast::<u8>(), 1, STEP) };
+        total += STEP as u64;
+    }
+    Ok(format!("mapped {total} bytes"))
+}
+
+/// A job that only waits: lets a test look at a live job process.
+fn sleep_briefly(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    std::thread::sleep(Duration::from_millis(1_500));
+    Ok("slept".into())
+}
