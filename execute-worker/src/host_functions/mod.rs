@@ -152,7 +152,7 @@ fn register_supported(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use wasmtime::{Store, StoreLimitsBuilder};
+    use wasmtime::{Instance, Store, StoreLimitsBuilder};
 
     use super::*;
 
@@ -176,5 +176,135 @@ mod tests {
         let mut listed: Vec<String> = host_api::SUPPORTED.iter().map(|s| s.to_string()).collect();
         listed.sort();
         assert_eq!(defined, listed);
+    }
+
+    /// Every supported function imported with the signature the table documents, and a few
+    /// exported wrappers that call through the ABI.
+    const ALL_IMPORTS: &str = r#"(module
+        (import "env" "ext_allocator_malloc_version_1" (func (param i32) (result i32)))
+        (import "env" "ext_allocator_free_version_1" (func (param i32)))
+        (import "env" "ext_panic_handler_abort_on_panic_version_1" (func (param i64)))
+        (import "env" "ext_logging_log_version_1" (func (param i32 i64 i64)))
+        (import "env" "ext_logging_max_level_version_1" (func (result i32)))
+        (import "env" "ext_hashing_blake2_128_version_1" (func (param i64) (result i32)))
+        (import "env" "ext_hashing_blake2_256_version_1" (func (param i64) (result i32)))
+        (import "env" "ext_hashing_twox_64_version_1" (func (param i64) (result i32)))
+        (import "env" "ext_hashing_twox_128_version_1" (func (param i64) (result i32)))
+        (import "env" "ext_hashing_twox_256_version_1" (func (param i64) (result i32)))
+        (import "env" "ext_hashing_keccak_256_version_1" (func (param i64) (result i32)))
+        (import "env" "ext_hashing_sha2_256_version_1" (func $sha2 (param i64) (result i32)))
+        (import "env" "ext_misc_print_num_version_1" (func (param i64)))
+        (import "env" "ext_misc_print_utf8_version_1" (func (param i64)))
+        (import "env" "ext_misc_print_hex_version_1" (func (param i64)))
+        (import "env" "ext_misc_runtime_version_version_1" (func $version (param i64) (result i64)))
+        (import "env" "ext_trie_blake2_256_ordered_root_version_1" (func (param i64) (result i32)))
+        (import "env" "ext_trie_blake2_256_ordered_root_version_2" (func $trie (param i64 i32) (result i32)))
+        (import "env" "ext_trie_keccak_256_ordered_root_version_1" (func (param i64) (result i32)))
+        (import "env" "ext_trie_keccak_256_ordered_root_version_2" (func (param i64 i32) (result i32)))
+        (import "env" "ext_crypto_ed25519_verify_version_1" (func $ed25519 (param i32 i64 i32) (result i32)))
+        (import "env" "ext_crypto_sr25519_verify_version_1" (func (param i32 i64 i32) (result i32)))
+        (import "env" "ext_crypto_sr25519_verify_version_2" (func (param i32 i64 i32) (result i32)))
+        (import "env" "ext_crypto_secp256k1_ecdsa_recover_version_1" (func $recover (param i32 i32) (result i64)))
+        (import "env" "ext_crypto_secp256k1_ecdsa_recover_version_2" (func $recover2 (param i32 i32) (result i64)))
+        (import "env" "ext_crypto_secp256k1_ecdsa_recover_compressed_version_1" (func (param i32 i32) (result i64)))
+        (import "env" "ext_crypto_secp256k1_ecdsa_recover_compressed_version_2" (func (param i32 i32) (result i64)))
+        (memory (export "memory") 2)
+        (func (export "sha2") (param i64) (result i32) (call $sha2 (local.get 0)))
+        (func (export "trie") (param i64 i32) (result i32) (call $trie (local.get 0) (local.get 1)))
+        (func (export "ed25519") (param i32 i64 i32) (result i32)
+            (call $ed25519 (local.get 0) (local.get 1) (local.get 2)))
+        (func (export "recover2") (param i32 i32) (result i64)
+            (call $recover2 (local.get 0) (local.get 1)))
+        (func (export "version") (param i64) (result i64) (call $version (local.get 0))))"#;
+
+    /// An instance of [`ALL_IMPORTS`] with its heap starting at 64 KiB.
+    fn instance() -> (Store<HostState>, Instance, Memory) {
+        let engine = Engine::default();
+        let module = Module::new(&engine, wat::parse_str(ALL_IMPORTS).unwrap()).unwrap();
+        let linker = linker(&engine, &module).unwrap();
+        let limits = StoreLimitsBuilder::new().memory_size(16 << 16).build();
+        let mut store = Store::new(&engine, HostState::new(limits, 16));
+        let instance = linker.instantiate(&mut store, &module).unwrap();
+        let memory = instance.get_memory(&mut store, "memory").unwrap();
+        store.data_mut().memory = Some(memory);
+        store.data_mut().allocator = Some(FreeingBump::new(65_536));
+        (store, instance, memory)
+    }
+
+    fn read(store: &Store<HostState>, memory: Memory, ptr: u32, len: usize) -> Vec<u8> {
+        memory.data(store)[ptr as usize..ptr as usize + len].to_vec()
+    }
+
+    #[test]
+    fn every_documented_signature_links_and_results_come_back_through_the_abi() {
+        let (mut store, instance, memory) = instance();
+        memory.write(&mut store, 100, b"abc").unwrap();
+        let sha2 = instance
+            .get_typed_func::<i64, i32>(&mut store, "sha2")
+            .unwrap();
+        let ptr = sha2.call(&mut store, 3 << 32 | 100).unwrap();
+        // FIPS 180-2 B.1, written into the guest's heap (first block: heap base + 8).
+        assert_eq!(ptr, 65_536 + 8);
+        assert_eq!(
+            hex::encode(read(&store, memory, ptr as u32, 32)),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        // Out of bounds input traps instead of reading anything.
+        assert!(sha2.call(&mut store, 3 << 32 | (2 << 16) - 2).is_err());
+    }
+
+    #[test]
+    fn fixed_size_arguments_and_scale_results_cross_the_abi() {
+        let (mut store, instance, memory) = instance();
+        // RFC 8032 TEST 1: signature at 0, key at 64, empty message.
+        let sig = hex::decode("e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b").unwrap();
+        let key = hex::decode("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+            .unwrap();
+        memory.write(&mut store, 0, &sig).unwrap();
+        memory.write(&mut store, 64, &key).unwrap();
+        let ed25519 = instance
+            .get_typed_func::<(i32, i64, i32), i32>(&mut store, "ed25519")
+            .unwrap();
+        assert_eq!(ed25519.call(&mut store, (0, 0, 64)).unwrap(), 1);
+        assert_eq!(ed25519.call(&mut store, (0, 1 << 32 | 200, 64)).unwrap(), 0);
+        // Recovery v2 with r = n: SCALE Err(BadRS) = [1, 0], returned packed.
+        let mut bad =
+            hex::decode("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141")
+                .unwrap();
+        bad.extend([0; 32]);
+        bad.push(27);
+        memory.write(&mut store, 300, &bad).unwrap();
+        let recover2 = instance
+            .get_typed_func::<(i32, i32), i64>(&mut store, "recover2")
+            .unwrap();
+        let packed = recover2.call(&mut store, (300, 400)).unwrap() as u64;
+        let (ptr, len) = abi::unpack(packed);
+        assert_eq!(read(&store, memory, ptr, len as usize), [1, 0]);
+    }
+
+    #[test]
+    fn trie_state_versions_and_runtime_version_results() {
+        let (mut store, instance, memory) = instance();
+        // SCALE Vec<Vec<u8>> with no items: the empty root.
+        memory.write(&mut store, 0, &[0]).unwrap();
+        let trie = instance
+            .get_typed_func::<(i64, i32), i32>(&mut store, "trie")
+            .unwrap();
+        for version in [0, 1, 256] {
+            let ptr = trie.call(&mut store, (1 << 32, version)).unwrap();
+            assert_eq!(
+                hex::encode(read(&store, memory, ptr as u32, 32)),
+                "03170a2e7597b7b7e3d84c05391d139a62b157e78786d8c082f29dcf4c111314",
+                "state version {version}"
+            );
+        }
+        let trap = trie.call(&mut store, (1 << 32, 2)).unwrap_err();
+        assert!(format!("{trap:?}").contains("state version 2"), "{trap:?}");
+        // Not Wasm: runtime_version answers SCALE None (one zero byte).
+        let version = instance
+            .get_typed_func::<i64, i64>(&mut store, "version")
+            .unwrap();
+        let (ptr, len) = abi::unpack(version.call(&mut store, 1 << 32).unwrap() as u64);
+        assert_eq!(read(&store, memory, ptr, len as usize), [0]);
     }
 }
