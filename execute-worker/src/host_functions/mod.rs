@@ -250,7 +250,7 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         // Out of bounds input traps instead of reading anything.
-        assert!(sha2.call(&mut store, 3 << 32 | (2 << 16) - 2).is_err());
+        assert!(sha2.call(&mut store, (3 << 32) | ((2 << 16) - 2)).is_err());
     }
 
     #[test]
