@@ -9,8 +9,8 @@
 use parity_scale_codec::Encode;
 use wasmtime::{Caller, Linker};
 
-use super::HostState;
 use super::abi::{read_array, read_slice, write_new_packed};
+use super::{HostError, HostState};
 
 /// The signing context of every sr25519 signature in Substrate.
 const SR25519_CONTEXT: &[u8] = b"substrate";
@@ -109,6 +109,7 @@ pub fn register(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         "ext_crypto_sr25519_verify_version_2",
         sr25519_verify_v2,
     )?;
+    register_batch(linker)?;
     let recover = "ext_crypto_secp256k1_ecdsa_recover";
     define_recover(
         linker,
@@ -151,6 +152,76 @@ fn define_verify(
             let msg = read_slice(&caller, msg)?;
             let public = read_array::<32>(&caller, public)?;
             wasmtime::Result::<u32>::Ok(verify(&sig, &msg, &public).into())
+        },
+    )?;
+    Ok(())
+}
+
+/// The deprecated batch functions that older runtimes still import. As in Polkadot's host
+/// today, nothing is deferred: each signature is verified at once, and the batch only
+/// remembers whether all of them were valid.
+fn register_batch(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    define_batch_verify(
+        linker,
+        "ext_crypto_ed25519_batch_verify_version_1",
+        ed25519_verify,
+    )?;
+    define_batch_verify(
+        linker,
+        "ext_crypto_sr25519_batch_verify_version_1",
+        sr25519_verify_v2,
+    )?;
+    linker.func_wrap(
+        "env",
+        "ext_crypto_start_batch_verify_version_1",
+        |mut caller: Caller<'_, HostState>| -> wasmtime::Result<()> {
+            let batch = &mut caller.data_mut().batch_valid;
+            if batch.is_some() {
+                return Err(batch_error("start_batch_verify", "a batch is already open"));
+            }
+            *batch = Some(true);
+            Ok(())
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "ext_crypto_finish_batch_verify_version_1",
+        |mut caller: Caller<'_, HostState>| -> wasmtime::Result<u32> {
+            match caller.data_mut().batch_valid.take() {
+                Some(valid) => Ok(valid.into()),
+                None => Err(batch_error("finish_batch_verify", "no batch is open")),
+            }
+        },
+    )?;
+    Ok(())
+}
+
+fn batch_error(function: &'static str, reason: &str) -> wasmtime::Error {
+    HostError::BadArgument {
+        function,
+        reason: reason.into(),
+    }
+    .into()
+}
+
+/// Defines `name` like [`define_verify`], also recording the result in an open batch.
+fn define_batch_verify(
+    linker: &mut Linker<HostState>,
+    name: &str,
+    verify: fn(&[u8; 64], &[u8], &[u8; 32]) -> bool,
+) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        "env",
+        name,
+        move |mut caller: Caller<'_, HostState>, sig: u32, msg: u64, public: u32| {
+            let sig = read_array::<64>(&caller, sig)?;
+            let msg = read_slice(&caller, msg)?;
+            let public = read_array::<32>(&caller, public)?;
+            let valid = verify(&sig, &msg, &public);
+            if let Some(batch) = &mut caller.data_mut().batch_valid {
+                *batch &= valid;
+            }
+            wasmtime::Result::<u32>::Ok(valid.into())
         },
     )?;
     Ok(())

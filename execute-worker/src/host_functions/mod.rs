@@ -31,6 +31,10 @@
 //! | `ext_crypto_ed25519_verify_version_1` | `(i32 sig, i64 msg, i32 pub) -> i32` | ZIP-215 rules (`ed25519-zebra`, as Polkadot) |
 //! | `ext_crypto_sr25519_verify_version_1` | `(i32 sig, i64 msg, i32 pub) -> i32` | schnorrkel, also accepting pre-0.8 signatures |
 //! | `ext_crypto_sr25519_verify_version_2` | `(i32 sig, i64 msg, i32 pub) -> i32` | schnorrkel, current signatures only |
+//! | `ext_crypto_ed25519_batch_verify_version_1` | `(i32 sig, i64 msg, i32 pub) -> i32` | verifies now, as `ed25519_verify`; inside a batch also records the result |
+//! | `ext_crypto_sr25519_batch_verify_version_1` | `(i32 sig, i64 msg, i32 pub) -> i32` | verifies now, as `sr25519_verify` v2; inside a batch also records the result |
+//! | `ext_crypto_start_batch_verify_version_1` | `()` | opens a batch; a second open traps |
+//! | `ext_crypto_finish_batch_verify_version_1` | `() -> i32` | closes the batch: 1 if every recorded signature was valid; without an open batch traps |
 //! | `ext_crypto_secp256k1_ecdsa_recover_version_1` | `(i32 sig, i32 msg) -> i64` | SCALE `Result<[u8; 64], _>`; overflowing r/s are reduced (accepted) |
 //! | `ext_crypto_secp256k1_ecdsa_recover_version_2` | `(i32 sig, i32 msg) -> i64` | as v1, but overflowing r/s are rejected |
 //! | `ext_crypto_secp256k1_ecdsa_recover_compressed_version_1` | `(i32 sig, i32 msg) -> i64` | as v1, 33-byte compressed key |
@@ -72,6 +76,9 @@ pub struct HostState {
     pub allocator: Option<FreeingBump>,
     /// What the guest may still log in this call.
     log_budget: LogBudget,
+    /// Between `start_batch_verify` and `finish_batch_verify`: whether every signature
+    /// checked through a `*_batch_verify` function so far was valid.
+    batch_valid: Option<bool>,
 }
 
 impl HostState {
@@ -83,6 +90,7 @@ impl HostState {
             max_pages,
             allocator: None,
             log_budget: LogBudget::default(),
+            batch_valid: None,
         }
     }
 }
@@ -204,6 +212,10 @@ mod tests {
         (import "env" "ext_crypto_ed25519_verify_version_1" (func $ed25519 (param i32 i64 i32) (result i32)))
         (import "env" "ext_crypto_sr25519_verify_version_1" (func (param i32 i64 i32) (result i32)))
         (import "env" "ext_crypto_sr25519_verify_version_2" (func (param i32 i64 i32) (result i32)))
+        (import "env" "ext_crypto_ed25519_batch_verify_version_1" (func $ed_batch (param i32 i64 i32) (result i32)))
+        (import "env" "ext_crypto_sr25519_batch_verify_version_1" (func (param i32 i64 i32) (result i32)))
+        (import "env" "ext_crypto_start_batch_verify_version_1" (func $start (param)))
+        (import "env" "ext_crypto_finish_batch_verify_version_1" (func $finish (result i32)))
         (import "env" "ext_crypto_secp256k1_ecdsa_recover_version_1" (func $recover (param i32 i32) (result i64)))
         (import "env" "ext_crypto_secp256k1_ecdsa_recover_version_2" (func $recover2 (param i32 i32) (result i64)))
         (import "env" "ext_crypto_secp256k1_ecdsa_recover_compressed_version_1" (func (param i32 i32) (result i64)))
@@ -215,7 +227,11 @@ mod tests {
             (call $ed25519 (local.get 0) (local.get 1) (local.get 2)))
         (func (export "recover2") (param i32 i32) (result i64)
             (call $recover2 (local.get 0) (local.get 1)))
-        (func (export "version") (param i64) (result i64) (call $version (local.get 0))))"#;
+        (func (export "version") (param i64) (result i64) (call $version (local.get 0)))
+        (func (export "start") (call $start))
+        (func (export "finish") (result i32) (call $finish))
+        (func (export "ed_batch") (param i32 i64 i32) (result i32)
+            (call $ed_batch (local.get 0) (local.get 1) (local.get 2))))"#;
 
     /// An instance of [`ALL_IMPORTS`] with its heap starting at 64 KiB.
     fn instance() -> (Store<HostState>, Instance, Memory) {
@@ -306,5 +322,48 @@ mod tests {
             .unwrap();
         let (ptr, len) = abi::unpack(version.call(&mut store, 1 << 32).unwrap() as u64);
         assert_eq!(read(&store, memory, ptr, len as usize), [0]);
+    }
+
+    #[test]
+    fn a_batch_records_failures_and_must_be_opened_once_and_closed_once() {
+        let (mut store, instance, memory) = instance();
+        // RFC 8032 TEST 1 at 0 (signature) and 64 (key); message empty (valid) or 1 byte.
+        let sig = hex::decode("e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b").unwrap();
+        let key = hex::decode("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+            .unwrap();
+        memory.write(&mut store, 0, &sig).unwrap();
+        memory.write(&mut store, 64, &key).unwrap();
+        let start = instance
+            .get_typed_func::<(), ()>(&mut store, "start")
+            .unwrap();
+        let finish = instance
+            .get_typed_func::<(), i32>(&mut store, "finish")
+            .unwrap();
+        let verify = instance
+            .get_typed_func::<(i32, i64, i32), i32>(&mut store, "ed_batch")
+            .unwrap();
+        // Outside a batch it simply verifies.
+        assert_eq!(verify.call(&mut store, (0, 0, 64)).unwrap(), 1);
+        assert_eq!(verify.call(&mut store, (0, 1 << 32, 64)).unwrap(), 0);
+        assert!(finish.call(&mut store, ()).is_err(), "finish without start");
+
+        start.call(&mut store, ()).unwrap();
+        assert_eq!(verify.call(&mut store, (0, 0, 64)).unwrap(), 1);
+        assert_eq!(finish.call(&mut store, ()).unwrap(), 1);
+        start.call(&mut store, ()).unwrap();
+        assert_eq!(verify.call(&mut store, (0, 1 << 32, 64)).unwrap(), 0);
+        assert_eq!(verify.call(&mut store, (0, 0, 64)).unwrap(), 1);
+        assert_eq!(
+            finish.call(&mut store, ()).unwrap(),
+            0,
+            "one failure fails the batch"
+        );
+
+        let (mut store, instance, _) = self::instance();
+        let start = instance
+            .get_typed_func::<(), ()>(&mut store, "start")
+            .unwrap();
+        start.call(&mut store, ()).unwrap();
+        assert!(start.call(&mut store, ()).is_err(), "a second start");
     }
 }
