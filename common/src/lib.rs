@@ -17,6 +17,7 @@ pub mod artifact;
 pub mod compress;
 pub mod engine;
 pub mod error;
+pub mod host_api;
 pub mod ipc;
 pub mod message;
 pub mod params;

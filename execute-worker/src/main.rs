@@ -12,6 +12,7 @@
 mod allocator;
 mod host_functions;
 mod job;
+mod pov;
 mod runtime;
 
 use std::process::ExitCode;

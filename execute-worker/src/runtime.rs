@@ -10,6 +10,7 @@ use wasmtime::{
 
 use crate::allocator::{FreeingBump, PAGE_SIZE};
 use crate::host_functions::{self, HostError, HostState, with_allocator};
+use crate::pov::decompressed_params;
 
 /// The export every validation function provides.
 const ENTRY_POINT: &str = "validate_block";
@@ -47,22 +48,22 @@ impl Runtime {
         Ok(Self { module, linking })
     }
 
-    /// Runs `validate_block` on SCALE-encoded params in a fresh instance.
+    /// Runs `validate_block` on SCALE-encoded params in a fresh instance, after inflating a
+    /// compressed PoV.
     pub fn validate(
         &self,
         params: &[u8],
         max_pages: u32,
     ) -> Result<ValidationResult, ExecJobError> {
+        let params = decompressed_params(params)?;
         let mut store = Store::new(
             self.module.engine(),
-            HostState {
-                limits: StoreLimitsBuilder::new()
+            HostState::new(
+                StoreLimitsBuilder::new()
                     .memory_size(max_pages as usize * PAGE_SIZE as usize)
                     .build(),
-                memory: None,
-                max_pages: max_pages.into(),
-                allocator: None,
-            },
+                max_pages.into(),
+            ),
         );
         store.limiter(|state| &mut state.limits);
         let (instance, memory) = self.instantiate(&mut store)?;
@@ -81,7 +82,7 @@ impl Runtime {
         let ptr = with_allocator(&mut store, |alloc, heap| alloc.allocate(heap, len))
             .map_err(|e| ExecJobError::BadParams(format!("cannot place params: {e:#}")))?;
         memory
-            .write(&mut store, ptr as usize, params)
+            .write(&mut store, ptr as usize, &params)
             .map_err(|e| ExecJobError::BadParams(format!("cannot place params: {e}")))?;
 
         let packed = entry

@@ -14,6 +14,7 @@ use pvf_common::worker::job_process::{JobEnd, JobLimits, run_job};
 use pvf_common::worker::{Handler, JobDeath, WorkerContext};
 
 use crate::alloc::{EXIT_OUT_OF_MEMORY, set_limit};
+use crate::instrument::limit_stack;
 use crate::prevalidate::prevalidate;
 
 /// The job directory's name inside the worker dir; one job runs at a time.
@@ -89,12 +90,16 @@ fn prepare_in(ctx: &WorkerContext, job_dir: &Path, request: &PrepareRequest) -> 
     })
 }
 
-/// The job body: runs in the confined job process. Returns the decompressed code size.
+/// The job body: runs in the confined job process. Returns the decompressed code size (before
+/// instrumentation).
 fn compile_into(request: &PrepareRequest, out: &Path) -> Result<u64, PrepareError> {
     set_limit(request.params.prepare_memory_max);
     let code = maybe_decompress(&request.code, CODE_BOMB_LIMIT)
         .map_err(|e| PrepareError::Decompress(e.to_string()))?;
     prevalidate(&code, &request.params).map_err(PrepareError::Prevalidation)?;
+    let code_len = code.len() as u64;
+    let code = limit_stack(&code, request.params.stack_logical_max)
+        .map_err(|e| PrepareError::Prevalidation(e.to_string()))?;
     let engine =
         engine::engine(&request.params).map_err(|e| PrepareError::Internal(e.to_string()))?;
     let payload = engine
@@ -104,5 +109,5 @@ fn compile_into(request: &PrepareRequest, out: &Path) -> Result<u64, PrepareErro
     let header = Header::describe(fingerprint, request.id, &payload);
     artifact::write(out, &header, &payload)
         .map_err(|e| PrepareError::Internal(format!("writing the artifact: {e}")))?;
-    Ok(code.len() as u64)
+    Ok(code_len)
 }

@@ -1,7 +1,8 @@
 //! The prepare worker: a process the host spawns to turn validation code into artifacts.
 //!
 //! ```text
-//! host ──socket──▶ prepare-worker ──fork──▶ prepare job (decompress, prevalidate, compile)
+//! host ──socket──▶ prepare-worker ──fork──▶ prepare job (decompress, prevalidate,
+//!                                                      instrument the stack, compile)
 //! ```
 //!
 //! Each request runs in a fresh job process inside a fresh job directory; the artifact is
@@ -9,6 +10,7 @@
 //! outcome. The host then moves the artifact into its cache.
 
 mod alloc;
+mod instrument;
 mod job;
 mod prevalidate;
 

@@ -104,6 +104,17 @@ pub fn adder_params(parent: u64, add: u64, relay: u32) -> Vec<u8> {
     .encode()
 }
 
+/// SCALE `ValidationParams` with the given head and block data (relay fields zero).
+pub fn validation_params(parent_head: &[u8], block_data: &[u8]) -> Vec<u8> {
+    ValidationParams {
+        parent_head: parent_head.to_vec(),
+        block_data: block_data.to_vec(),
+        relay_parent_number: 0,
+        relay_parent_storage_root: [0; 32],
+    }
+    .encode()
+}
+
 /// The head the adder guest returns for `parent + add`.
 pub fn adder_head(parent: u64, add: u64) -> Vec<u8> {
     parent.wrapping_add(add).to_le_bytes().to_vec()

@@ -1,6 +1,7 @@
 //! `pvf` subcommands, one file each, sharing the global options and input loading.
 
 mod input;
+mod inspect;
 mod prepare;
 mod security;
 mod validate;
@@ -37,6 +38,7 @@ enum Command {
     Validate(validate::Args),
     Prepare(prepare::Args),
     Security(security::Args),
+    Inspect(inspect::Args),
 }
 
 /// Parses the command line and runs the command.
@@ -79,6 +81,7 @@ pub fn run() -> ExitCode {
             Command::Validate(args) => validate::run(config, args).await,
             Command::Prepare(args) => prepare::run(config, args).await,
             Command::Security(args) => security::run(config, args).await,
+            Command::Inspect(args) => inspect::run(args),
         }
     })
 }
