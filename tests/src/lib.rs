@@ -120,6 +120,32 @@ pub fn host_config(cache_dir: &Path) -> pvf_host::Config {
     config
 }
 
+/// Starts a host on `config` and spawns its future on the current runtime.
+pub fn start_host(config: pvf_host::Config) -> pvf_host::ValidationHost {
+    let (host, future) = pvf_host::start(config).expect("host starts");
+    tokio::spawn(future);
+    host
+}
+
+/// Validates `validation_params` against `code` and returns the outcome.
+pub async fn execute(
+    host: &pvf_host::ValidationHost,
+    code: &[u8],
+    params: &pvf_common::params::ExecutorParams,
+    validation_params: &[u8],
+    kind: pvf_common::params::ExecKind,
+) -> pvf_host::Execution {
+    host.execute(pvf_host::ExecuteArgs {
+        code: std::sync::Arc::new(code.to_vec()),
+        executor_params: params.clone(),
+        validation_params: std::sync::Arc::new(validation_params.to_vec()),
+        kind,
+        timeout: None,
+    })
+    .await
+    .expect("the host takes the request")
+}
+
 /// Child processes of this process whose command line contains `name`.
 pub fn child_processes(name: &str) -> Vec<i32> {
     let me = std::process::id().to_string();

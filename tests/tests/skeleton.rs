@@ -5,11 +5,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pvf_common::params::{ExecKind, ExecutorParams};
-use pvf_host::{Host, InvalidReason, Verdict};
-use pvf_tests::{adder_head, adder_params, binaries, guest, guest_path, host_config};
+use pvf_host::{InvalidReason, ValidationHost, Verdict};
+use pvf_tests::{
+    adder_head, adder_params, binaries, execute, guest, guest_path, host_config, start_host,
+};
 
-fn host(cache: &tempfile::TempDir) -> Host {
-    Host::start(host_config(cache.path())).expect("host starts")
+fn host(cache: &tempfile::TempDir) -> ValidationHost {
+    start_host(host_config(cache.path()))
 }
 
 fn params_with_timeout(ms: u64) -> ExecutorParams {
@@ -25,14 +27,14 @@ async fn adder_is_valid_with_the_head_its_params_imply() {
     let host = host(&cache);
     let code = guest("adder");
     for (parent, add, relay) in [(1, 2, 7), (u64::MAX, 1, 0), (40, 2, 99)] {
-        let out = host
-            .execute(
-                &code,
-                &ExecutorParams::default(),
-                &adder_params(parent, add, relay),
-                ExecKind::Backing,
-            )
-            .await;
+        let out = execute(
+            &host,
+            &code,
+            &ExecutorParams::default(),
+            &adder_params(parent, add, relay),
+            ExecKind::Backing,
+        )
+        .await;
         let Verdict::Valid(result) = out.verdict else {
             panic!("adder: {}", out.verdict);
         };
@@ -47,13 +49,18 @@ async fn halt_times_out_between_the_limit_and_the_backstop() {
     let host = host(&cache);
     let code = guest("halt");
     let params = params_with_timeout(500);
-    host.prepare(&code, &params, pvf_common::params::PrepKind::Lenient)
+    host.precheck(std::sync::Arc::new(code.clone()), params.clone())
         .await
         .unwrap();
     let start = Instant::now();
-    let out = host
-        .execute(&code, &params, &adder_params(0, 0, 0), ExecKind::Backing)
-        .await;
+    let out = execute(
+        &host,
+        &code,
+        &params,
+        &adder_params(0, 0, 0),
+        ExecKind::Backing,
+    )
+    .await;
     let elapsed = start.elapsed();
     assert!(
         matches!(out.verdict, Verdict::Invalid(InvalidReason::Timeout { cpu_ms }) if cpu_ms >= 500),
@@ -75,30 +82,26 @@ async fn trap_and_bad_results_are_invalid_with_their_cause() {
     let empty = parity_scale_codec::Encode::encode(&default_params);
     let p = ExecutorParams::default();
 
-    let out = host
-        .execute(&guest("trap"), &p, &empty, ExecKind::Backing)
-        .await;
+    let out = execute(&host, &guest("trap"), &p, &empty, ExecKind::Backing).await;
     assert!(
         matches!(&out.verdict, Verdict::Invalid(InvalidReason::Trap(m)) if m.contains("unreachable")),
         "{}",
         out.verdict
     );
-    let out = host
-        .execute(&guest("bad-result"), &p, &empty, ExecKind::Backing)
-        .await;
+    let out = execute(&host, &guest("bad-result"), &p, &empty, ExecKind::Backing).await;
     assert!(
         matches!(&out.verdict, Verdict::Invalid(InvalidReason::BadResult(m)) if m.contains("outside memory")),
         "{}",
         out.verdict
     );
-    let out = host
-        .execute(
-            &guest("bad-result"),
-            &p,
-            &adder_params(1, 1, 1),
-            ExecKind::Backing,
-        )
-        .await;
+    let out = execute(
+        &host,
+        &guest("bad-result"),
+        &p,
+        &adder_params(1, 1, 1),
+        ExecKind::Backing,
+    )
+    .await;
     assert!(
         matches!(&out.verdict, Verdict::Invalid(InvalidReason::BadResult(m)) if m.contains("undecodable")),
         "{}",
@@ -113,14 +116,14 @@ async fn alloc_heavy_is_valid_and_deterministic() {
     let code = guest("alloc-heavy");
     let mut heads = Vec::new();
     for _ in 0..3 {
-        let out = host
-            .execute(
-                &code,
-                &ExecutorParams::default(),
-                &adder_params(0, 0, 0),
-                ExecKind::Backing,
-            )
-            .await;
+        let out = execute(
+            &host,
+            &code,
+            &ExecutorParams::default(),
+            &adder_params(0, 0, 0),
+            ExecKind::Backing,
+        )
+        .await;
         let Verdict::Valid(result) = out.verdict else {
             panic!("alloc-heavy: {}", out.verdict);
         };
@@ -133,14 +136,14 @@ async fn alloc_heavy_is_valid_and_deterministic() {
 async fn a_stub_call_is_internal_and_names_the_function() {
     let cache = tempfile::tempdir().unwrap();
     let host = host(&cache);
-    let out = host
-        .execute(
-            &guest("stub-call"),
-            &ExecutorParams::default(),
-            &adder_params(0, 0, 0),
-            ExecKind::Backing,
-        )
-        .await;
+    let out = execute(
+        &host,
+        &guest("stub-call"),
+        &ExecutorParams::default(),
+        &adder_params(0, 0, 0),
+        ExecKind::Backing,
+    )
+    .await;
     assert!(
         matches!(&out.verdict, Verdict::Internal(m) if m.contains("ext_storage_get_version_1")),
         "{}",
@@ -152,14 +155,14 @@ async fn a_stub_call_is_internal_and_names_the_function() {
 async fn invalid_code_is_an_invalid_preparation() {
     let cache = tempfile::tempdir().unwrap();
     let host = host(&cache);
-    let out = host
-        .execute(
-            b"\0asm\x01\0\0\0garbage",
-            &ExecutorParams::default(),
-            &[],
-            ExecKind::Backing,
-        )
-        .await;
+    let out = execute(
+        &host,
+        b"\0asm\x01\0\0\0garbage",
+        &ExecutorParams::default(),
+        &[],
+        ExecKind::Backing,
+    )
+    .await;
     assert!(
         matches!(&out.verdict, Verdict::Invalid(InvalidReason::Preparation(e)) if e.is_deterministic()),
         "{}",
@@ -167,9 +170,14 @@ async fn invalid_code_is_an_invalid_preparation() {
     );
     // A code bomb: 20 MiB of zeros compresses to almost nothing.
     let bomb = pvf_common::compress::compress(&vec![0u8; 20 << 20]).unwrap();
-    let out = host
-        .execute(&bomb, &ExecutorParams::default(), &[], ExecKind::Backing)
-        .await;
+    let out = execute(
+        &host,
+        &bomb,
+        &ExecutorParams::default(),
+        &[],
+        ExecKind::Backing,
+    )
+    .await;
     assert!(
         matches!(&out.verdict, Verdict::Invalid(InvalidReason::Preparation(e)) if e.to_string().contains("bomb")),
         "{}",
@@ -180,7 +188,7 @@ async fn invalid_code_is_an_invalid_preparation() {
 #[tokio::test]
 async fn killing_the_execute_worker_mid_job_gives_an_error_and_the_next_request_succeeds() {
     let cache = tempfile::tempdir().unwrap();
-    let host = std::sync::Arc::new(host(&cache));
+    let host = host(&cache);
     let halt = guest("halt");
     let params = params_with_timeout(10_000);
     let running = {
@@ -188,8 +196,14 @@ async fn killing_the_execute_worker_mid_job_gives_an_error_and_the_next_request_
         let halt = halt.clone();
         let params = params.clone();
         tokio::spawn(async move {
-            host.execute(&halt, &params, &adder_params(0, 0, 0), ExecKind::Backing)
-                .await
+            execute(
+                &host,
+                &halt,
+                &params,
+                &adder_params(0, 0, 0),
+                ExecKind::Backing,
+            )
+            .await
         })
     };
     // Wait for the worker to appear, then kill it.
@@ -222,14 +236,14 @@ async fn killing_the_execute_worker_mid_job_gives_an_error_and_the_next_request_
         out.verdict
     );
 
-    let out = host
-        .execute(
-            &guest("adder"),
-            &ExecutorParams::default(),
-            &adder_params(2, 3, 0),
-            ExecKind::Backing,
-        )
-        .await;
+    let out = execute(
+        &host,
+        &guest("adder"),
+        &ExecutorParams::default(),
+        &adder_params(2, 3, 0),
+        ExecKind::Backing,
+    )
+    .await;
     assert!(
         matches!(&out.verdict, Verdict::Valid(r) if r.head_data == adder_head(2, 3)),
         "{}",

@@ -1,5 +1,7 @@
 //! `pvf` subcommands, one file each, sharing the global options and input loading.
 
+mod batch;
+mod cache;
 mod input;
 mod prepare;
 mod validate;
@@ -7,13 +9,14 @@ mod validate;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use pvf_common::params::ExecKind;
 use pvf_common::sandbox::SandboxMode;
-use pvf_host::{Config, ExitCode};
+use pvf_host::{Config, ExitCode, ValidationHost};
 
 const EXIT_CODES: &str = "\
 Exit codes (the same for every command):
   0  ok, or Valid
-  1  Invalid (for `prepare`: the code is invalid)
+  1  Invalid (for `prepare`: the code is invalid; for `cache verify`: a bad file was found)
   2  bad usage, or an unreadable or unparsable input file (including a .wat syntax error)
   3  PossiblyInvalid or Internal: this machine could not judge, or cannot provide what was asked";
 
@@ -35,6 +38,26 @@ struct Cli {
 enum Command {
     Validate(validate::Args),
     Prepare(prepare::Args),
+    Batch(batch::Args),
+    Cache(cache::Args),
+}
+
+/// The kind of validation, as the CLI spells it.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Kind {
+    Backing,
+    Approval,
+    Dispute,
+}
+
+impl From<Kind> for ExecKind {
+    fn from(kind: Kind) -> Self {
+        match kind {
+            Kind::Backing => ExecKind::Backing,
+            Kind::Approval => ExecKind::Approval,
+            Kind::Dispute => ExecKind::Dispute,
+        }
+    }
 }
 
 /// Parses the command line and runs the command.
@@ -58,6 +81,9 @@ pub fn run() -> ExitCode {
         tracing::warn!("--insecure: workers run WITHOUT the sandbox");
         config.sandbox = SandboxMode::Disabled;
     }
+    if let Command::Cache(args) = cli.command {
+        return cache::run(config, args);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -69,12 +95,22 @@ pub fn run() -> ExitCode {
         match cli.command {
             Command::Validate(args) => validate::run(config, args).await,
             Command::Prepare(args) => prepare::run(config, args).await,
+            Command::Batch(args) => batch::run(config, args).await,
+            Command::Cache(_) => ExitCode::Usage,
         }
     })
 }
 
-/// Reports a failure to start the host.
-fn start_failed(e: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: cannot start the host: {e}");
-    ExitCode::Inconclusive
+/// Starts the host and spawns its future on the current runtime.
+fn start_host(config: Config) -> Result<ValidationHost, ExitCode> {
+    match pvf_host::start(config) {
+        Ok((host, future)) => {
+            tokio::spawn(future);
+            Ok(host)
+        }
+        Err(e) => {
+            eprintln!("error: cannot start the host: {e}");
+            Err(ExitCode::Inconclusive)
+        }
+    }
 }
