@@ -127,6 +127,21 @@ pub fn start_host(config: pvf_host::Config) -> pvf_host::ValidationHost {
     host
 }
 
+/// Starts a host on `config`; returns the handle and the task running it, so a test can
+/// stop the host (drop every handle, await the task) and start another on the same cache.
+pub fn start_host_task(
+    config: pvf_host::Config,
+) -> (pvf_host::ValidationHost, tokio::task::JoinHandle<()>) {
+    let (host, future) = pvf_host::start(config).expect("host starts");
+    (host, tokio::spawn(future))
+}
+
+/// Stops a host started by [`start_host_task`]: it releases the cache when this returns.
+pub async fn stop_host(host: pvf_host::ValidationHost, task: tokio::task::JoinHandle<()>) {
+    drop(host);
+    task.await.expect("the host task ends cleanly");
+}
+
 /// Validates `validation_params` against `code` and returns the outcome.
 pub async fn execute(
     host: &pvf_host::ValidationHost,
