@@ -52,7 +52,7 @@ struct Waiters {
     started: Instant,
     priority: Priority,
     prechecks: Vec<oneshot::Sender<Result<ArtifactInfo, PrepareError>>>,
-    executions: Vec<Box<ExecuteJob>>,
+    executions: Vec<ExecuteJob>,
 }
 
 /// The coordinator's inputs before it runs.
@@ -169,7 +169,7 @@ impl State {
         }
         if let Some(error) = self.failures.refusal(&job.id, Instant::now()) {
             let verdict = Verdict::from_prepare_error(error.clone());
-            answer(job, verdict);
+            answer(*job, verdict);
             return;
         }
         self.inner.metrics.cache_misses.inc();
@@ -180,7 +180,7 @@ impl State {
             priority: Priority::of_execution(job.kind),
             timeout: job.params.prep_timeout(PrepKind::Lenient),
         };
-        self.request_preparation(prepare).executions.push(job);
+        self.request_preparation(prepare).executions.push(*job);
     }
 
     fn handle_heads_up(&mut self, items: Vec<(ArtifactId, Arc<Vec<u8>>, ExecutorParams)>) {
@@ -273,7 +273,7 @@ impl State {
         for mut job in waiters.executions {
             job.path = p.path.clone();
             job.prepare_time += waited;
-            self.send_to_execute(job);
+            self.send_to_execute(Box::new(job));
         }
     }
 
@@ -285,7 +285,7 @@ impl State {
         self.inner.artifacts.remove(&job.id);
         if job.artifact_replaced {
             let verdict = Verdict::Internal(format!("the artifact was bad twice: {reason}"));
-            answer(job, verdict);
+            answer(*job, verdict);
             return;
         }
         job.artifact_replaced = true;
@@ -330,7 +330,7 @@ impl State {
 }
 
 /// Answers an execution that never reached a worker.
-fn answer(job: Box<ExecuteJob>, verdict: Verdict) {
+fn answer(job: ExecuteJob, verdict: Verdict) {
     let execution = Execution {
         verdict,
         prepare_time: job.prepare_time,

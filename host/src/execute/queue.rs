@@ -65,7 +65,7 @@ struct State {
     config: QueueConfig,
     metrics: Metrics,
     out: mpsc::UnboundedSender<FromQueue>,
-    waiting: Vec<Box<ExecuteJob>>,
+    waiting: Vec<ExecuteJob>,
     idle: Vec<ExecWorker>,
     spawning: HashMap<task::Id, [u8; 32]>,
     running: HashSet<task::Id>,
@@ -107,7 +107,7 @@ impl State {
         let at = self
             .waiting
             .partition_point(|queued| queued.kind >= job.kind);
-        self.waiting.insert(at, job);
+        self.waiting.insert(at, *job);
         self.schedule();
     }
 
@@ -159,7 +159,7 @@ impl State {
         self.waiting = kept;
         for job in failed {
             let verdict = crate::Verdict::Internal(format!("spawning an execute worker: {error}"));
-            self.finish(job, Outcome::Verdict(verdict), Duration::ZERO);
+            self.finish(Box::new(job), Outcome::Verdict(verdict), Duration::ZERO);
         }
     }
 
@@ -239,14 +239,14 @@ impl State {
         self.spawning.insert(handle.id(), key);
     }
 
-    fn start(&mut self, worker: ExecWorker, job: Box<ExecuteJob>) {
+    fn start(&mut self, worker: ExecWorker, job: ExecuteJob) {
         self.metrics.execute_assigned(job.enqueued.elapsed());
         let grace = self.config.grace;
         let handle = self.tasks.spawn(async move {
             let (worker, outcome, elapsed) = pool::run(worker, &job, grace).await;
             PoolEvent::Done {
                 worker,
-                job,
+                job: Box::new(job),
                 outcome,
                 elapsed,
             }
