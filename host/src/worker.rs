@@ -117,8 +117,16 @@ pub struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    /// Starts a worker and waits for its handshake.
+    /// Starts a worker and waits for its handshake. On failure its dir is removed again.
     pub async fn spawn(spec: &SpawnSpec) -> Result<Self, WorkerError> {
+        let result = Self::start(spec).await;
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&spec.dir);
+        }
+        result
+    }
+
+    async fn start(spec: &SpawnSpec) -> Result<Self, WorkerError> {
         let spawn_err = |source| WorkerError::Spawn {
             program: spec.program.clone(),
             source,

@@ -501,3 +501,54 @@ async fn the_metrics_endpoint_serves_polkadot_histograms_after_a_validation() {
         );
     }
 }
+
+#[test]
+fn the_batch_command_validates_a_file_of_requests_in_parallel() {
+    let dir = tempfile::tempdir().unwrap();
+    let adder = pvf_tests::guest_path("adder");
+    let trap = pvf_tests::guest_path("trap");
+    let mut lines = String::from("# 20 adder blocks and one trap\n");
+    for i in 0..20u64 {
+        let params = hex::encode(adder_params(i, 1, 0));
+        lines.push_str(&format!(
+            "{{\"code\": \"{}\", \"params_hex\": \"{params}\", \"kind\": \"approval\"}}\n",
+            adder.display()
+        ));
+    }
+    lines.push_str(&format!("{{\"code\": \"{}\"}}\n", trap.display()));
+    let file = dir.path().join("requests.jsonl");
+    std::fs::write(&file, lines).unwrap();
+    let out = std::process::Command::new(&pvf_tests::binaries().pvf)
+        .arg("--cache-dir")
+        .arg(dir.path().join("cache"))
+        .args(["batch", "--prometheus-port", "0"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "one Invalid: {stdout}{stderr}");
+    assert!(stderr.contains("[21/21] valid 20 invalid 1"), "{stderr}");
+    assert!(stderr.contains("metrics on http://127.0.0.1:"), "{stderr}");
+    let results: Vec<&str> = stdout.lines().collect();
+    assert_eq!(results.len(), 21);
+    for (i, line) in results[..20].iter().enumerate() {
+        let head = format!("0x{}", hex::encode(adder_head(i as u64, 1)));
+        assert!(line.contains("\"Valid\"") && line.contains(&head), "{line}");
+    }
+    assert!(results[20].contains("\"Invalid\""), "{}", results[20]);
+
+    std::fs::write(&file, "{\"code\": 5}\n").unwrap();
+    let out = std::process::Command::new(&pvf_tests::binaries().pvf)
+        .arg("--cache-dir")
+        .arg(dir.path().join("cache"))
+        .arg("batch")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a bad batch file is a usage error"
+    );
+}
