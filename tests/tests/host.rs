@@ -339,16 +339,34 @@ async fn a_critical_request_overtakes_queued_background_preparations() {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let before = prepared(host.clone(), background.clone(), p.clone()).await;
-    let out = execute(
-        &host,
-        &adder_variant(999),
-        &p,
-        &adder_params(1, 2, 3),
-        ExecKind::Dispute,
-    )
-    .await;
-    assert!(matches!(out.verdict, Verdict::Valid(_)), "{}", out.verdict);
+    let critical = adder_variant(999);
+    let dispute = {
+        let (host, critical, p) = (host.clone(), critical.clone(), p.clone());
+        tokio::spawn(async move {
+            execute(
+                &host,
+                &critical,
+                &p,
+                &adder_params(1, 2, 3),
+                ExecKind::Dispute,
+            )
+            .await
+        })
+    };
+    // Count the background artifacts at the moment the critical one is prepared.
+    while !matches!(
+        host.artifact_status(&critical, &p).await.unwrap(),
+        ArtifactStatus::Prepared { .. }
+    ) {
+        assert!(
+            Instant::now() < deadline,
+            "the critical preparation never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     let after = prepared(host.clone(), background.clone(), p.clone()).await;
+    let out = dispute.await.unwrap();
+    assert!(matches!(out.verdict, Verdict::Valid(_)), "{}", out.verdict);
     assert!(
         after <= before + 1,
         "at most the preparation in progress finished first: {before} -> {after}"
