@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use pvf_common::error::PrepareError;
 use pvf_common::params::{ExecKind, ExecutorParams};
 use pvf_host::{
     ArtifactStatus, Config, ExecuteArgs, HostError, InvalidReason, ValidationHost, Verdict,
@@ -382,7 +381,8 @@ async fn failed_preparations_are_remembered_and_retried_after_the_cooldown() {
         c.prepare_retry_cooldown = cooldown;
         c.prepare_max_attempts = 2;
     }));
-    // A 1 ms preparation limit cannot be met: a non-deterministic failure.
+    // A 1 ms preparation limit cannot be met: a non-deterministic failure (the CPU limit or,
+    // at 4 ms, the wall-clock backstop, whichever the scheduler lets fire first).
     let p = ExecutorParams {
         lenient_prepare_timeout_ms: 1,
         ..ExecutorParams::default()
@@ -392,7 +392,7 @@ async fn failed_preparations_are_remembered_and_retried_after_the_cooldown() {
     let run = || execute(&host, &code, &p, &vp, ExecKind::Backing);
     let out = run().await;
     assert!(
-        matches!(&out.verdict, Verdict::Internal(m) if m.contains("timed out")),
+        matches!(&out.verdict, Verdict::Internal(m) if m.contains("timed out") || m.contains("backstop")),
         "{}",
         out.verdict
     );
@@ -421,11 +421,8 @@ async fn failed_preparations_are_remembered_and_retried_after_the_cooldown() {
     let status = host.artifact_status(&code, &p).await.unwrap();
     assert!(
         matches!(
-            status,
-            ArtifactStatus::Failed {
-                error: PrepareError::TimedOut { .. },
-                attempts: 2
-            }
+            &status,
+            ArtifactStatus::Failed { error, attempts: 2 } if !error.is_deterministic()
         ),
         "{status:?}"
     );
