@@ -31,7 +31,8 @@ pub struct ExecuteJob {
     pub kind: ExecKind,
     /// CPU-time limit of the job.
     pub timeout: Duration,
-    /// When the caller asked.
+    /// When it entered the execute queue (the queued-time metric starts here, as
+    /// Polkadot's does).
     pub enqueued: Instant,
     /// Time spent waiting for the artifact to be prepared.
     pub prepare_time: Duration,

@@ -40,9 +40,21 @@ pub async fn run(
     grace: Duration,
 ) -> (Option<ExecWorker>, Outcome, Duration) {
     let started = Instant::now();
-    if let Err(e) = link(&mut worker, job) {
-        let verdict = Verdict::Internal(format!("linking the artifact: {e}"));
-        return (Some(worker), Outcome::Verdict(verdict), started.elapsed());
+    match link(&mut worker, job) {
+        Ok(()) => {}
+        // Deleted under us (by the operator, or pruned): prepare it again, like a bad file.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let reason = format!("artifact file missing: {e}");
+            return (
+                Some(worker),
+                Outcome::BadArtifact(reason),
+                started.elapsed(),
+            );
+        }
+        Err(e) => {
+            let verdict = Verdict::Internal(format!("linking the artifact: {e}"));
+            return (Some(worker), Outcome::Verdict(verdict), started.elapsed());
+        }
     }
     let request = ExecuteRequest {
         id: job.id,

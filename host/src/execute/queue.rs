@@ -8,7 +8,7 @@
 //! (killed) and replaced by the next spawn.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio::task::{self, JoinError, JoinSet};
@@ -101,8 +101,9 @@ pub async fn run(
 }
 
 impl State {
-    fn handle_enqueue(&mut self, job: Box<ExecuteJob>) {
+    fn handle_enqueue(&mut self, mut job: Box<ExecuteJob>) {
         self.metrics.execute_enqueued();
+        job.enqueued = Instant::now();
         // Stable: equal kinds stay in arrival order.
         let at = self
             .waiting
