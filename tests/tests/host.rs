@@ -567,3 +567,62 @@ fn the_batch_command_validates_a_file_of_requests_in_parallel() {
         "a bad batch file is a usage error"
     );
 }
+
+#[test]
+fn serve_answers_requests_from_stdin_and_exposes_metrics_while_running() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(&pvf_tests::binaries().pvf)
+        .arg("--cache-dir")
+        .arg(dir.path())
+        .args(["serve", "--prometheus-port", "0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "serve printed no address"
+        );
+        if let Some(rest) = line.trim().strip_prefix("metrics on http://") {
+            break rest.trim_end_matches("/metrics").to_string();
+        }
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    let adder = pvf_tests::guest_path("adder");
+    let params = hex::encode(adder_params(40, 2, 0));
+    writeln!(
+        stdin,
+        "{{\"id\": \"a\", \"code\": \"{}\", \"params_hex\": \"{params}\"}}",
+        adder.display()
+    )
+    .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut answer = String::new();
+    stdout.read_line(&mut answer).unwrap();
+    let head = format!("0x{}", hex::encode(adder_head(40, 2)));
+    assert!(
+        answer.contains("\"id\":\"a\"") && answer.contains(&head),
+        "{answer}"
+    );
+
+    let mut scrape = std::net::TcpStream::connect(&addr).unwrap();
+    scrape
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut metrics = String::new();
+    scrape.read_to_string(&mut metrics).unwrap();
+    assert!(
+        metrics.contains("polkadot_pvf_execution_time_count 1\n"),
+        "{metrics}"
+    );
+
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}

@@ -1,21 +1,13 @@
 //! `pvf batch FILE`: validates many requests in parallel through the host's queues, printing
 //! one JSON line per result (in input order) and a progress line on stderr.
 //!
-//! The file holds one JSON object per line: `{"code": PATH, "params_hex": HEX, "kind":
-//! "backing"|"approval"|"dispute", "timeout_ms": N}`; only `code` is required, and a
-//! relative path is taken from the file's dir. Blank lines and lines starting with `#` are
-//! skipped.
+//! The file holds one request per line, as [`super::input::CodeCache::parse_request`]
+//! reads them; a relative code path is taken from the file's dir.
 
-use std::collections::HashMap;
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parity_scale_codec::Encode;
-use pvf_common::params::{ExecKind, ExecutorParams};
-use pvf_common::validation::ValidationParams;
 use pvf_host::{ExecuteArgs, ExitCode, Verdict};
 use tokio::task::JoinSet;
 
@@ -48,18 +40,10 @@ pub async fn run(mut config: pvf_host::Config, args: Args) -> ExitCode {
         Ok(host) => host,
         Err(code) => return code,
     };
-    if let Some(port) = args.prometheus_port {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        match pvf_host::metrics_server::bind(addr, host.metrics().clone()).await {
-            Ok((bound, serve)) => {
-                eprintln!("metrics on http://{bound}/metrics");
-                tokio::spawn(serve);
-            }
-            Err(e) => {
-                eprintln!("error: cannot serve metrics on {addr}: {e}");
-                return ExitCode::Inconclusive;
-            }
-        }
+    if let Some(port) = args.prometheus_port
+        && let Err(code) = super::serve_metrics(&host, port).await
+    {
+        return code;
     }
     let total = requests.len();
     let started = Instant::now();
@@ -143,45 +127,13 @@ fn load(file: &Path) -> Result<Vec<ExecuteArgs>, String> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let base = file.parent().unwrap_or(Path::new("."));
-    let mut codes: HashMap<PathBuf, Arc<Vec<u8>>> = HashMap::new();
+    let mut codes = super::input::CodeCache::default();
     let mut requests = Vec::new();
     for (number, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
         let at = |e: String| format!("{}:{}: {e}", file.display(), number + 1);
-        let value: serde_json::Value = serde_json::from_str(line).map_err(|e| at(e.to_string()))?;
-        let code_path = value["code"]
-            .as_str()
-            .ok_or_else(|| at("missing \"code\"".into()))?;
-        let code_path = base.join(code_path);
-        let code = match codes.get(&code_path) {
-            Some(code) => code.clone(),
-            None => {
-                let code = Arc::new(super::input::read_code(&code_path).map_err(at)?);
-                codes.insert(code_path, code.clone());
-                code
-            }
-        };
-        let validation_params = match value["params_hex"].as_str() {
-            Some(hex) => super::input::params_from_hex(hex).map_err(at)?,
-            None => ValidationParams::default().encode(),
-        };
-        let kind = match value["kind"].as_str().unwrap_or("backing") {
-            "backing" => ExecKind::Backing,
-            "approval" => ExecKind::Approval,
-            "dispute" => ExecKind::Dispute,
-            other => return Err(at(format!("unknown kind {other:?}"))),
-        };
-        let timeout = value["timeout_ms"].as_u64().map(Duration::from_millis);
-        requests.push(ExecuteArgs {
-            code,
-            executor_params: ExecutorParams::default(),
-            validation_params: Arc::new(validation_params),
-            kind,
-            timeout,
-        });
+        if let Some(request) = codes.parse_request(line, base).map_err(at)? {
+            requests.push(request);
+        }
     }
     Ok(requests)
 }

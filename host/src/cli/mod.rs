@@ -4,8 +4,10 @@ mod batch;
 mod cache;
 mod input;
 mod prepare;
+mod serve;
 mod validate;
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -39,6 +41,7 @@ enum Command {
     Validate(validate::Args),
     Prepare(prepare::Args),
     Batch(batch::Args),
+    Serve(serve::Args),
     Cache(cache::Args),
 }
 
@@ -96,6 +99,7 @@ pub fn run() -> ExitCode {
             Command::Validate(args) => validate::run(config, args).await,
             Command::Prepare(args) => prepare::run(config, args).await,
             Command::Batch(args) => batch::run(config, args).await,
+            Command::Serve(args) => serve::run(config, args).await,
             Command::Cache(_) => ExitCode::Usage,
         }
     })
@@ -110,6 +114,22 @@ fn start_host(config: Config) -> Result<ValidationHost, ExitCode> {
         }
         Err(e) => {
             eprintln!("error: cannot start the host: {e}");
+            Err(ExitCode::Inconclusive)
+        }
+    }
+}
+
+/// Serves the host's metrics on 127.0.0.1:`port` for as long as the command runs.
+async fn serve_metrics(host: &ValidationHost, port: u16) -> Result<(), ExitCode> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    match pvf_host::metrics_server::bind(addr, host.metrics().clone()).await {
+        Ok((bound, serve)) => {
+            eprintln!("metrics on http://{bound}/metrics");
+            tokio::spawn(serve);
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("error: cannot serve metrics on {addr}: {e}");
             Err(ExitCode::Inconclusive)
         }
     }
