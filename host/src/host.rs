@@ -136,30 +136,7 @@ pub fn start(
 ) -> Result<(ValidationHost, impl Future<Output = ()> + Send + 'static), StartError> {
     let metrics = Metrics::new()?;
     let artifacts = Artifacts::open(&config.cache_dir, &metrics)?;
-    let workers_dir = config.cache_dir.join(crate::artifacts::scan::WORKERS_DIR);
-    let spawner = |program: &PathBuf, flavor| Spawner {
-        program: program.clone(),
-        workers_dir: workers_dir.clone(),
-        timeout: config.spawn_timeout,
-        sandbox: config.sandbox,
-        flavor,
-        metrics: metrics.clone(),
-    };
-    let prepare_config = prepare::queue::QueueConfig {
-        spawner: spawner(&config.prepare_worker, Flavor::Prepare),
-        cache_dir: config.cache_dir.clone(),
-        soft_max: config.prepare_workers_soft_max.max(1),
-        hard_max: config
-            .prepare_workers_hard_max
-            .max(config.prepare_workers_soft_max)
-            .max(1),
-        grace: config.worker_grace,
-    };
-    let execute_config = execute::queue::QueueConfig {
-        spawner: spawner(&config.execute_worker, Flavor::Execute),
-        max_workers: config.execute_workers_max.max(1),
-        grace: config.worker_grace,
-    };
+    let (prepare_config, execute_config) = queue_configs(&config, &metrics);
     let (to_host, from_handles) = mpsc::unbounded_channel();
     let (to_prepare, prepare_in) = mpsc::unbounded_channel();
     let (prepare_out, from_prepare) = mpsc::unbounded_channel();
@@ -190,6 +167,36 @@ pub fn start(
         metrics,
     };
     Ok((handle, run))
+}
+
+/// The two queues' settings, from the host's.
+fn queue_configs(
+    config: &Config,
+    metrics: &Metrics,
+) -> (prepare::queue::QueueConfig, execute::queue::QueueConfig) {
+    let workers_dir = config.cache_dir.join(crate::artifacts::scan::WORKERS_DIR);
+    let spawner = |program: &PathBuf, flavor| Spawner {
+        program: program.clone(),
+        workers_dir: workers_dir.clone(),
+        timeout: config.spawn_timeout,
+        sandbox: config.sandbox,
+        flavor,
+        metrics: metrics.clone(),
+    };
+    let soft_max = config.prepare_workers_soft_max.max(1);
+    let prepare = prepare::queue::QueueConfig {
+        spawner: spawner(&config.prepare_worker, Flavor::Prepare),
+        cache_dir: config.cache_dir.clone(),
+        soft_max,
+        hard_max: config.prepare_workers_hard_max.max(soft_max),
+        grace: config.worker_grace,
+    };
+    let execute = execute::queue::QueueConfig {
+        spawner: spawner(&config.execute_worker, Flavor::Execute),
+        max_workers: config.execute_workers_max.max(1),
+        grace: config.worker_grace,
+    };
+    (prepare, execute)
 }
 
 impl ValidationHost {

@@ -232,10 +232,12 @@ impl Metrics {
         self.prepare_enqueued.inc();
     }
 
-    /// A preparation finished after `time` on a worker, successfully or not.
-    pub fn prepare_concluded(&self, time: Duration) {
+    /// A preparation concluded, successfully after `time` on a worker, or not (`None`).
+    pub fn prepare_concluded(&self, time: Option<Duration>) {
         self.prepare_concluded.inc();
-        self.preparation_time.observe(time.as_secs_f64());
+        if let Some(time) = time {
+            self.preparation_time.observe(time.as_secs_f64());
+        }
     }
 
     /// Preparations concluded so far (tests assert a warm restart prepares nothing).

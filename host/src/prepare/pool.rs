@@ -39,21 +39,33 @@ pub async fn run(
         }
     };
     let duration = started.elapsed();
-    let result = response.and_then(|prepared| {
-        let from = worker.dir().join(&prepared.file_name);
-        let path = artifacts::install(cache_dir, &from, &job.id)
-            .map_err(|e| PrepareError::Internal(format!("storing the artifact: {e}")))?;
-        tracing::info!(
-            artifact = %job.id,
-            bytes = prepared.artifact_len,
-            cpu_ms = prepared.cpu_ms,
-            "prepared"
-        );
-        Ok(PreparedArtifact {
-            path,
-            size: prepared.artifact_len,
-            duration,
-        })
-    });
+    let prepared = match response {
+        Ok(prepared) => prepared,
+        Err(e) => return (Some(worker), Err(e)),
+    };
+    // A rename and a dir fsync: blocking I/O, kept off the async threads.
+    let (from, cache_dir, id) = (
+        worker.dir().join(&prepared.file_name),
+        cache_dir.to_path_buf(),
+        job.id,
+    );
+    let installed = tokio::task::spawn_blocking(move || artifacts::install(&cache_dir, &from, &id))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    let result = installed
+        .map_err(|e| PrepareError::Internal(format!("storing the artifact: {e}")))
+        .map(|path| {
+            tracing::info!(
+                artifact = %job.id,
+                bytes = prepared.artifact_len,
+                cpu_ms = prepared.cpu_ms,
+                "prepared"
+            );
+            PreparedArtifact {
+                path,
+                size: prepared.artifact_len,
+                duration,
+            }
+        });
     (Some(worker), result)
 }

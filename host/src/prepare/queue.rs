@@ -164,7 +164,7 @@ impl State {
     }
 
     fn conclude(&mut self, id: ArtifactId, result: Result<PreparedArtifact, PrepareError>) {
-        let time = result.as_ref().map_or(Duration::ZERO, |p| p.duration);
+        let time = result.as_ref().ok().map(|p| p.duration);
         self.metrics.prepare_concluded(time);
         let _ = self.out.send(Concluded { id, result });
     }
