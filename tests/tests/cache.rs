@@ -249,6 +249,7 @@ async fn a_host_killed_mid_preparation_leaves_nothing_loadable() {
         ArtifactId::new(b"x", &ExecutorParams::default()).file_name()
     ));
     std::fs::write(&tmp, b"PVFARTF\0partial").unwrap();
+    let mut interrupted = 0;
     for kill_after_ms in [50, 300, 800, 1500, 3000] {
         let mut child = Command::new(&binaries().pvf)
             .arg("--cache-dir")
@@ -258,9 +259,17 @@ async fn a_host_killed_mid_preparation_leaves_nothing_loadable() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(kill_after_ms));
-        let _ = child.kill(); // SIGKILL
+        tokio::time::sleep(Duration::from_millis(kill_after_ms)).await;
+        let finished = child.try_wait().unwrap().is_some();
+        let _ = child.kill(); // SIGKILL; its workers die with it (parent-death signal)
         child.wait().unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let stale = std::fs::read_dir(cache.path().join("workers"))
+            .unwrap()
+            .count();
+        if !finished && stale > 0 {
+            interrupted += 1;
+        }
 
         let (host, task) = start_host_task(host_config(cache.path()));
         let kept = host.metrics().scan_kept.get();
@@ -274,6 +283,10 @@ async fn a_host_killed_mid_preparation_leaves_nothing_loadable() {
             .collect();
         assert!(workers.is_empty(), "stale worker dirs removed");
     }
+    assert!(
+        interrupted >= 2,
+        "kills landed mid-preparation: {interrupted}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
