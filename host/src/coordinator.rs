@@ -296,7 +296,11 @@ impl State {
         let config = &self.inner.config;
         if let Some(budget) = config.cache_max_size {
             let (min_stale, now) = (config.cache_min_stale, SystemTime::now());
-            self.inner.artifacts.prune(budget, min_stale, now);
+            let pruned = self.inner.artifacts.prune(budget, min_stale, now);
+            if !pruned.is_empty() {
+                let forget = execute::queue::ToQueue::Forget(pruned);
+                let _ = self.inner.to_execute.send(forget);
+            }
         }
         self.inner.artifacts.persist();
     }

@@ -198,6 +198,17 @@ async fn foreign_files_survive_start_up_and_pruning() {
         assert!(Instant::now() < deadline, "the artifact was never pruned");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The idle execute worker's link to it goes too, so the disk space is really freed.
+    let name = ArtifactId::new(&code, &ExecutorParams::default()).file_name();
+    let linked = || {
+        std::fs::read_dir(cache.path().join("workers"))
+            .unwrap()
+            .any(|dir| dir.unwrap().path().join(&name).exists())
+    };
+    while linked() {
+        assert!(Instant::now() < deadline, "the worker kept its link");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(
         host.artifact_status(&code, &ExecutorParams::default())
             .await

@@ -94,7 +94,8 @@ fn link(worker: &mut ExecWorker, job: &ExecuteJob) -> std::io::Result<()> {
     Ok(())
 }
 
-fn unlink(worker: &mut ExecWorker, id: &ArtifactId) {
+/// Removes the worker's link to an artifact.
+pub fn unlink(worker: &mut ExecWorker, id: &ArtifactId) {
     worker.linked.remove(id);
     let _ = std::fs::remove_file(worker.process.dir().join(id.file_name()));
 }

@@ -10,6 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use pvf_common::params::ArtifactId;
 use tokio::sync::mpsc;
 use tokio::task::{self, JoinError, JoinSet};
 
@@ -24,6 +25,9 @@ use crate::worker::{Spawner, WorkerError, WorkerProcess};
 pub enum ToQueue {
     /// Run this job once a worker is free; its artifact is prepared.
     Enqueue(Box<ExecuteJob>),
+    /// These artifacts left the cache (pruned): drop the idle workers' links to them, so
+    /// their disk space is freed. A busy worker's link goes when it retires.
+    Forget(Vec<ArtifactId>),
 }
 
 /// What the queue hands back to the host instead of answering the caller.
@@ -93,6 +97,7 @@ pub async fn run(
         tokio::select! {
             message = input.recv() => match message {
                 Some(ToQueue::Enqueue(job)) => state.handle_enqueue(job),
+                Some(ToQueue::Forget(ids)) => state.handle_forget(&ids),
                 None => break,
             },
             Some(event) = state.tasks.join_next_with_id() => state.handle_pool_event(event),
@@ -110,6 +115,14 @@ impl State {
             .partition_point(|queued| queued.kind >= job.kind);
         self.waiting.insert(at, *job);
         self.schedule();
+    }
+
+    fn handle_forget(&mut self, ids: &[ArtifactId]) {
+        for worker in &mut self.idle {
+            for id in ids {
+                pool::unlink(worker, id);
+            }
+        }
     }
 
     fn handle_pool_event(&mut self, event: Result<(task::Id, PoolEvent), JoinError>) {
