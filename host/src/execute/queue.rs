@@ -25,8 +25,8 @@ use crate::worker::{Spawner, WorkerError, WorkerProcess};
 pub enum ToQueue {
     /// Run this job once a worker is free; its artifact is prepared.
     Enqueue(Box<ExecuteJob>),
-    /// These artifacts left the cache (pruned): drop the idle workers' links to them, so
-    /// their disk space is freed. A busy worker's link goes when it retires.
+    /// These artifacts left the cache (pruned): drop the workers' links to them, so their
+    /// disk space is freed (a busy worker's, when its job ends).
     Forget(Vec<ArtifactId>),
 }
 
@@ -74,6 +74,8 @@ struct State {
     spawning: HashMap<task::Id, [u8; 32]>,
     running: HashSet<task::Id>,
     tasks: JoinSet<PoolEvent>,
+    /// Pruned artifacts whose links busy workers may still hold.
+    forgotten: HashSet<ArtifactId>,
 }
 
 /// Runs the queue until its input closes.
@@ -92,6 +94,7 @@ pub async fn run(
         spawning: HashMap::new(),
         running: HashSet::new(),
         tasks: JoinSet::new(),
+        forgotten: HashSet::new(),
     };
     loop {
         tokio::select! {
@@ -109,6 +112,8 @@ impl State {
     fn handle_enqueue(&mut self, mut job: Box<ExecuteJob>) {
         self.metrics.execute_enqueued();
         job.enqueued = Instant::now();
+        // Prepared again since it was pruned.
+        self.forgotten.remove(&job.id);
         // Stable: equal kinds stay in arrival order.
         let at = self
             .waiting
@@ -123,6 +128,7 @@ impl State {
                 pool::unlink(worker, id);
             }
         }
+        self.forgotten.extend(ids);
     }
 
     fn handle_pool_event(&mut self, event: Result<(task::Id, PoolEvent), JoinError>) {
@@ -148,7 +154,12 @@ impl State {
                 },
             )) => {
                 self.running.remove(&task);
-                self.idle.extend(worker);
+                if let Some(mut worker) = worker {
+                    for id in &self.forgotten {
+                        pool::unlink(&mut worker, id);
+                    }
+                    self.idle.push(worker);
+                }
                 self.finish(job, outcome, elapsed);
             }
             Err(e) => {
