@@ -1,50 +1,63 @@
-//! The straight path from code and params to a verdict: one prepare worker, one execute
-//! worker, each respawned when it dies.
+//! The public API: [`start`] returns a cheap-to-clone [`ValidationHost`] handle and the
+//! future that runs the host (the coordinator and both queues); the node spawns the future.
 
-use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use pvf_common::error::PrepareError;
-use pvf_common::message::{ExecuteRequest, ExecuteResponse, PrepareRequest, PrepareResponse};
-use pvf_common::params::{ArtifactId, ExecKind, ExecutorParams, PrepKind};
-use pvf_common::worker::job_process::JobLimits;
-use tokio::sync::Mutex;
+use pvf_common::params::{ArtifactId, ExecKind, ExecutorParams};
+use pvf_common::sandbox::SandboxMode;
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use crate::artifacts::{Artifacts, CacheError};
 use crate::config::Config;
-use crate::verdict::{InvalidReason, Verdict};
-use crate::worker::{SpawnSpec, WorkerError, WorkerProcess};
-
-/// Extra time the host gives a worker beyond the job's wall-clock backstop before it
-/// declares the worker stuck: covers loading an artifact and a loaded machine.
-const WORKER_GRACE: Duration = Duration::from_secs(5);
+use crate::coordinator::{self, ToHost};
+use crate::execute::{self, ExecuteJob};
+use crate::metrics::{Flavor, Metrics, MetricsError};
+use crate::prepare;
+use crate::security::{self, SecurityReport};
+use crate::verdict::Verdict;
+use crate::worker::Spawner;
 
 /// Why the host could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The cache directory could not be set up.
-    #[error("cache dir {path}: {source}")]
-    CacheDir {
-        /// The directory.
-        path: PathBuf,
-        /// What failed.
-        source: std::io::Error,
-    },
+    /// The cache could not be opened (another host holds it, or it is unusable).
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// The metrics could not be registered.
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    /// Secure mode, and the sandbox does not work on this machine.
+    #[error("refusing to start: the sandbox does not work here: {}", .0.failures().join("; "))]
+    Insecure(SecurityReport),
 }
 
-/// A prepared artifact in the cache.
-#[derive(Clone, Debug)]
-pub struct Prepared {
-    /// Its id.
-    pub id: ArtifactId,
-    /// Its file.
-    pub path: PathBuf,
-    /// Its size in bytes.
-    pub artifact_len: u64,
-    /// Whether it was already in the cache.
-    pub cached: bool,
-    /// Wall time spent preparing (zero when cached).
-    pub duration: Duration,
+/// Why a request was not taken.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    /// The execute queue is full; try again later, or raise `max_queued_executions`.
+    #[error("the execute queue is full ({capacity} executions in flight)")]
+    QueueFull {
+        /// The configured bound.
+        capacity: usize,
+    },
+    /// The host future has stopped (or was never spawned).
+    #[error("the validation host has stopped")]
+    Stopped,
+}
+
+/// Why a pre-check did not produce an artifact.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PrecheckError {
+    /// The code could not be prepared; [`PrepareError::is_deterministic`] tells whether the
+    /// code is invalid or this machine failed.
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
+    /// The host did not take the request.
+    #[error(transparent)]
+    Host(#[from] HostError),
 }
 
 /// The outcome of one validation, with where the time went.
@@ -52,258 +65,236 @@ pub struct Prepared {
 pub struct Execution {
     /// The verdict.
     pub verdict: Verdict,
-    /// Time spent preparing (zero when the artifact was cached).
+    /// Time spent waiting for the artifact to be prepared (zero when it was cached).
     pub prepare_time: Duration,
-    /// Time spent executing.
+    /// Time the execute worker took.
     pub execute_time: Duration,
 }
 
-/// The validation host.
-pub struct Host {
+/// A prepared artifact.
+#[derive(Clone, Debug)]
+pub struct ArtifactInfo {
+    /// Its id.
+    pub id: ArtifactId,
+    /// Its file in the cache.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Whether it was already prepared before this request.
+    pub cached: bool,
+    /// Time spent preparing it for this request (zero when cached).
+    pub prepare_time: Duration,
+}
+
+/// Where an artifact stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ArtifactStatus {
+    /// Never asked for, or forgotten.
+    Unknown,
+    /// Queued or being prepared.
+    Preparing,
+    /// In the cache.
+    Prepared {
+        /// Its file.
+        path: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+        /// When it was last needed.
+        last_needed: SystemTime,
+    },
+    /// Its preparation failed; deterministic failures are final.
+    Failed {
+        /// The last error.
+        error: PrepareError,
+        /// Failed attempts so far.
+        attempts: u32,
+    },
+}
+
+/// What to validate.
+#[derive(Clone, Debug)]
+pub struct ExecuteArgs {
+    /// The validation code, possibly compressed.
+    pub code: Arc<Vec<u8>>,
+    /// The executor parameters.
+    pub executor_params: ExecutorParams,
+    /// SCALE-encoded `ValidationParams`.
+    pub validation_params: Arc<Vec<u8>>,
+    /// The kind of validation: its priority, and its default time limit.
+    pub kind: ExecKind,
+    /// CPU-time limit; `None` takes the kind's limit from the executor parameters.
+    pub timeout: Option<Duration>,
+}
+
+/// A handle to a running host. Cheap to clone; the host stops when every handle is dropped.
+#[derive(Clone)]
+pub struct ValidationHost {
+    to_host: mpsc::UnboundedSender<ToHost>,
+    slots: Arc<Semaphore>,
+    capacity: usize,
+    metrics: Metrics,
+}
+
+/// Opens the cache (lock, scan) and returns the handle and the future that runs the host.
+/// In secure mode it first runs a real prepare and execute inside the full sandbox, and
+/// refuses to start if any layer is missing.
+pub async fn start(
     config: Config,
-    workers_dir: PathBuf,
-    prepare: Mutex<Option<WorkerProcess>>,
-    execute: Mutex<Option<ExecuteWorker>>,
+) -> Result<(ValidationHost, impl Future<Output = ()> + Send + 'static), StartError> {
+    let metrics = Metrics::new()?;
+    let artifacts = Artifacts::open(&config.cache_dir, &metrics)?;
+    if config.sandbox == SandboxMode::Enforce {
+        let report = security::self_test(&config).await;
+        if !report.secure() {
+            return Err(StartError::Insecure(report));
+        }
+    }
+    let (prepare_config, execute_config) = queue_configs(&config, &metrics);
+    let (to_host, from_handles) = mpsc::unbounded_channel();
+    let (to_prepare, prepare_in) = mpsc::unbounded_channel();
+    let (prepare_out, from_prepare) = mpsc::unbounded_channel();
+    let (to_execute, execute_in) = mpsc::unbounded_channel();
+    let (execute_out, from_execute) = mpsc::unbounded_channel();
+    let coordinator = coordinator::Coordinator {
+        config: config.clone(),
+        artifacts,
+        metrics: metrics.clone(),
+        to_prepare,
+        to_execute,
+    };
+    let run = {
+        let metrics = metrics.clone();
+        async move {
+            tokio::join!(
+                coordinator.run(from_handles, from_prepare, from_execute),
+                prepare::queue::run(prepare_config, metrics.clone(), prepare_in, prepare_out),
+                execute::queue::run(execute_config, metrics, execute_in, execute_out),
+            );
+        }
+    };
+    let capacity = config.max_queued_executions.max(1);
+    let handle = ValidationHost {
+        to_host,
+        slots: Arc::new(Semaphore::new(capacity)),
+        capacity,
+        metrics,
+    };
+    Ok((handle, run))
 }
 
-/// An execute worker and the artifacts already linked into its dir.
-struct ExecuteWorker {
-    process: WorkerProcess,
-    linked: HashSet<ArtifactId>,
+/// The two queues' settings, from the host's.
+fn queue_configs(
+    config: &Config,
+    metrics: &Metrics,
+) -> (prepare::queue::QueueConfig, execute::queue::QueueConfig) {
+    let workers_dir = config.cache_dir.join(crate::artifacts::scan::WORKERS_DIR);
+    let spawner = |program: &PathBuf, flavor| Spawner {
+        program: program.clone(),
+        workers_dir: workers_dir.clone(),
+        timeout: config.spawn_timeout,
+        sandbox: config.sandbox,
+        flavor,
+        metrics: metrics.clone(),
+    };
+    let soft_max = config.prepare_workers_soft_max.max(1);
+    let prepare = prepare::queue::QueueConfig {
+        spawner: spawner(&config.prepare_worker, Flavor::Prepare),
+        cache_dir: config.cache_dir.clone(),
+        soft_max,
+        hard_max: config.prepare_workers_hard_max.max(soft_max),
+        grace: config.worker_grace,
+    };
+    let execute = execute::queue::QueueConfig {
+        spawner: spawner(&config.execute_worker, Flavor::Execute),
+        max_workers: config.execute_workers_max.max(1),
+        grace: config.worker_grace,
+    };
+    (prepare, execute)
 }
 
-impl Host {
-    /// Sets up the cache dir; workers are spawned on first use.
-    pub fn start(config: Config) -> Result<Self, StartError> {
-        let workers_dir = config.cache_dir.join("workers");
-        std::fs::create_dir_all(&workers_dir).map_err(|source| StartError::CacheDir {
-            path: workers_dir.clone(),
-            source,
+impl ValidationHost {
+    /// Prepares `code` (at normal priority, with the pre-check time limit) and tells whether
+    /// it could be: an error that [`PrepareError::is_deterministic`] means the code is invalid.
+    pub async fn precheck(
+        &self,
+        code: Arc<Vec<u8>>,
+        params: ExecutorParams,
+    ) -> Result<ArtifactInfo, PrecheckError> {
+        let id = ArtifactId::new(&code, &params);
+        let (reply, answer) = oneshot::channel();
+        self.send(ToHost::Precheck {
+            id,
+            code,
+            params,
+            reply,
         })?;
-        Ok(Self {
-            config,
-            workers_dir,
-            prepare: Mutex::new(None),
-            execute: Mutex::new(None),
-        })
+        answer
+            .await
+            .map_err(|_| HostError::Stopped)?
+            .map_err(Into::into)
     }
 
-    /// The artifact for `code` under `params`, prepared now unless it is in the cache.
-    pub async fn prepare(
+    /// Validates a candidate: waits for the code's artifact (preparing it if needed), then
+    /// runs `validate_block` on an execute worker.
+    pub async fn execute(&self, args: ExecuteArgs) -> Result<Execution, HostError> {
+        let permit = self
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| HostError::QueueFull {
+                capacity: self.capacity,
+            })?;
+        let timeout = args
+            .timeout
+            .unwrap_or_else(|| args.executor_params.exec_timeout(args.kind));
+        let (reply, answer) = oneshot::channel();
+        let job = ExecuteJob {
+            id: ArtifactId::new(&args.code, &args.executor_params),
+            code: args.code,
+            path: PathBuf::new(),
+            params: args.executor_params,
+            validation_params: args.validation_params,
+            kind: args.kind,
+            timeout,
+            enqueued: Instant::now(),
+            prepare_time: Duration::ZERO,
+            artifact_replaced: false,
+            reply,
+            permit,
+        };
+        self.send(ToHost::Execute(Box::new(job)))?;
+        answer.await.map_err(|_| HostError::Stopped)?
+    }
+
+    /// Prepares codes ahead of need, at background priority.
+    pub fn heads_up(&self, codes: Vec<(Arc<Vec<u8>>, ExecutorParams)>) -> Result<(), HostError> {
+        let items = codes
+            .into_iter()
+            .map(|(code, params)| (ArtifactId::new(&code, &params), code, params))
+            .collect();
+        self.send(ToHost::HeadsUp(items))
+    }
+
+    /// Where the artifact for `code` under `params` stands.
+    pub async fn artifact_status(
         &self,
         code: &[u8],
         params: &ExecutorParams,
-        kind: PrepKind,
-    ) -> Result<Prepared, PrepareError> {
-        let id = ArtifactId::new(code, params);
-        let path = self.config.cache_dir.join(id.file_name());
-        if let Ok(meta) = std::fs::metadata(&path) {
-            return Ok(Prepared {
-                id,
-                path,
-                artifact_len: meta.len(),
-                cached: true,
-                duration: Duration::ZERO,
-            });
-        }
-        let start = Instant::now();
-        let timeout = params.prep_timeout(kind);
-        let request = PrepareRequest {
-            code: code.to_vec(),
-            params: params.clone(),
-            id,
-            timeout_ms: timeout.as_millis() as u64,
-        };
-        let mut slot = self.prepare.lock().await;
-        let worker = match slot.as_mut() {
-            Some(worker) => worker,
-            None => slot.insert(
-                self.spawn(&self.config.prepare_worker, "prepare")
-                    .await
-                    .map_err(|e| PrepareError::Internal(e.to_string()))?,
-            ),
-        };
-        let wait = JobLimits::from_cpu(timeout).wall + WORKER_GRACE;
-        let response: PrepareResponse = match worker.call(&request, wait).await {
-            Ok(response) => response,
-            Err(e) => {
-                *slot = None;
-                return Err(PrepareError::Internal(format!("prepare worker lost: {e}")));
-            }
-        };
-        let prepared = response?;
-        let from = worker.dir().join(&prepared.file_name);
-        move_into_cache(&from, &path)
-            .map_err(|e| PrepareError::Internal(format!("storing the artifact: {e}")))?;
-        tracing::info!(artifact = %id, bytes = prepared.artifact_len, cpu_ms = prepared.cpu_ms, "prepared");
-        Ok(Prepared {
-            id,
-            path,
-            artifact_len: prepared.artifact_len,
-            cached: false,
-            duration: start.elapsed(),
-        })
+    ) -> Result<ArtifactStatus, HostError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(ToHost::Status {
+            id: ArtifactId::new(code, params),
+            reply,
+        })?;
+        answer.await.map_err(|_| HostError::Stopped)
     }
 
-    /// Validates a candidate: prepares the code if needed, then runs `validate_block`.
-    pub async fn execute(
-        &self,
-        code: &[u8],
-        params: &ExecutorParams,
-        validation_params: &[u8],
-        kind: ExecKind,
-    ) -> Execution {
-        let mut prepare_time = Duration::ZERO;
-        // A bad artifact is never a verdict: delete it and prepare again, once.
-        for _attempt in 0..2 {
-            let prepared = match self.prepare(code, params, PrepKind::Lenient).await {
-                Ok(prepared) => prepared,
-                Err(e) => {
-                    return Execution {
-                        verdict: Verdict::from_prepare_error(e),
-                        prepare_time,
-                        execute_time: Duration::ZERO,
-                    };
-                }
-            };
-            prepare_time += prepared.duration;
-            let start = Instant::now();
-            let response = self.run(&prepared, params, validation_params, kind).await;
-            let execute_time = start.elapsed();
-            let verdict = match response {
-                Ok(ExecuteResponse::BadArtifact(reason)) => {
-                    tracing::warn!(artifact = %prepared.id, "bad artifact, re-preparing: {reason}");
-                    let _ = std::fs::remove_file(&prepared.path);
-                    self.forget_artifact(&prepared.id).await;
-                    continue;
-                }
-                Ok(response) => verdict_of(response),
-                Err(e) => e,
-            };
-            return Execution {
-                verdict,
-                prepare_time,
-                execute_time,
-            };
-        }
-        Execution {
-            verdict: Verdict::Internal("the artifact was bad twice in a row".into()),
-            prepare_time,
-            execute_time: Duration::ZERO,
-        }
+    /// The host's metrics (and, through them, its Prometheus registry).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
-    /// Sends one execution to the execute worker, spawning it if needed.
-    async fn run(
-        &self,
-        prepared: &Prepared,
-        params: &ExecutorParams,
-        validation_params: &[u8],
-        kind: ExecKind,
-    ) -> Result<ExecuteResponse, Verdict> {
-        let timeout = params.exec_timeout(kind);
-        let mut slot = self.execute.lock().await;
-        let worker = match slot.as_mut() {
-            Some(worker) => worker,
-            None => {
-                let process = self
-                    .spawn(&self.config.execute_worker, "execute")
-                    .await
-                    .map_err(|e| Verdict::Internal(e.to_string()))?;
-                slot.insert(ExecuteWorker {
-                    process,
-                    linked: HashSet::new(),
-                })
-            }
-        };
-        if !worker.linked.contains(&prepared.id) {
-            let link = worker.process.dir().join(prepared.id.file_name());
-            let _ = std::fs::remove_file(&link);
-            std::fs::hard_link(&prepared.path, &link)
-                .map_err(|e| Verdict::Internal(format!("linking the artifact: {e}")))?;
-            worker.linked.insert(prepared.id);
-        }
-        let request = ExecuteRequest {
-            id: prepared.id,
-            params: params.clone(),
-            validation_params: validation_params.to_vec(),
-            timeout_ms: timeout.as_millis() as u64,
-        };
-        let wait = JobLimits::from_cpu(timeout).wall + WORKER_GRACE;
-        match worker.process.call(&request, wait).await {
-            Ok(response) => Ok(response),
-            Err(e) => {
-                // Dead or stuck: kill it (drop) and let the next request spawn a new one.
-                *slot = None;
-                Err(worker_lost(e))
-            }
-        }
+    fn send(&self, message: ToHost) -> Result<(), HostError> {
+        self.to_host.send(message).map_err(|_| HostError::Stopped)
     }
-
-    /// Drops the execute worker's copy of an artifact so the next run loads it afresh.
-    async fn forget_artifact(&self, id: &ArtifactId) {
-        if let Some(worker) = self.execute.lock().await.as_mut() {
-            worker.linked.remove(id);
-            let _ = std::fs::remove_file(worker.process.dir().join(id.file_name()));
-        }
-        // The worker may hold the bad module in memory; replace it.
-        *self.execute.lock().await = None;
-    }
-
-    async fn spawn(&self, program: &Path, kind: &str) -> Result<WorkerProcess, WorkerError> {
-        let dir =
-            self.workers_dir
-                .join(format!("{kind}-{}-{}", std::process::id(), unique_suffix()));
-        let spec = SpawnSpec {
-            program: program.to_path_buf(),
-            dir,
-            timeout: self.config.spawn_timeout,
-            layers: crate::worker::layers_for(self.config.sandbox),
-        };
-        let worker = WorkerProcess::spawn(&spec).await?;
-        tracing::debug!(kind, pid = worker.pid(), "worker spawned");
-        Ok(worker)
-    }
-}
-
-/// The verdict for a response from the execute worker (see [`crate::verdict`]).
-fn verdict_of(response: ExecuteResponse) -> Verdict {
-    match response {
-        ExecuteResponse::Ok { result, .. } => Verdict::Valid(result),
-        ExecuteResponse::JobError(e) => Verdict::from_job_error(e),
-        ExecuteResponse::TimedOut { cpu_ms } => Verdict::Invalid(InvalidReason::Timeout { cpu_ms }),
-        ExecuteResponse::WallClockExceeded { wall_ms } => Verdict::PossiblyInvalid(format!(
-            "wall-clock backstop hit after {wall_ms} ms without using the CPU limit"
-        )),
-        ExecuteResponse::JobDied(death) => Verdict::from_job_death(death),
-        ExecuteResponse::BadArtifact(reason) => {
-            Verdict::Internal(format!("bad artifact: {reason}"))
-        }
-        ExecuteResponse::WorkerError(reason) => Verdict::Internal(reason),
-    }
-}
-
-/// The verdict when the execute worker died or stopped answering mid-job.
-fn worker_lost(error: WorkerError) -> Verdict {
-    match error {
-        WorkerError::Timeout(_) | WorkerError::Frame(_) => {
-            Verdict::PossiblyInvalid(format!("execute worker lost: {error}"))
-        }
-        other => Verdict::Internal(other.to_string()),
-    }
-}
-
-/// Moves a finished artifact into the cache atomically and makes the rename durable.
-fn move_into_cache(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::rename(from, to)?;
-    if let Some(dir) = to.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
-}
-
-fn unique_suffix() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
 }

@@ -5,18 +5,32 @@
 //!                                 └─spawns──▶ execute-worker ──fork──▶ execute job
 //! ```
 //!
-//! The host prepares each validation function once in a prepare worker, keeps the
-//! artifact in its cache directory, and runs it on candidates in an execute worker. The
-//! answer is a [`Verdict`]; [`verdict`] holds the table that maps every failure to one.
+//! [`start`] opens the artifact cache and returns a [`ValidationHost`] handle and the future
+//! that runs the host. Inside, three actors of the same shape (a module with its message
+//! enums, a private state, a `run()` loop that only dispatches to `handle_*` functions):
+//! the [`coordinator`] knows every artifact's state, the [`prepare::queue`] and the
+//! [`execute::queue`] order work by [`Priority`] and own their workers. The answer to an
+//! execution is a [`Verdict`]; [`verdict`] holds the table that maps every failure to one.
 
 #![warn(missing_docs)]
 
+pub mod artifacts;
 pub mod config;
+pub mod coordinator;
+pub mod execute;
 pub mod host;
+pub mod metrics;
+pub mod metrics_server;
+pub mod prepare;
+pub mod priority;
 pub mod security;
 pub mod verdict;
 pub mod worker;
 
 pub use config::Config;
-pub use host::{Execution, Host, Prepared};
+pub use host::{
+    ArtifactInfo, ArtifactStatus, ExecuteArgs, Execution, HostError, PrecheckError, StartError,
+    ValidationHost, start,
+};
+pub use priority::Priority;
 pub use verdict::{ExitCode, InvalidReason, Verdict};

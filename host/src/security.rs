@@ -43,6 +43,27 @@ pub struct SecurityReport {
 }
 
 impl SecurityReport {
+    /// Each missing layer and failed self-test, as `worker layer: reason`.
+    pub fn failures(&self) -> Vec<String> {
+        let mut failures = Vec::new();
+        for worker in &self.workers {
+            if let Some(status) = &worker.status {
+                for layer in status.failures() {
+                    failures.push(format!(
+                        "{:?} {}: {}",
+                        worker.kind,
+                        layer.layer.name(),
+                        layer.detail
+                    ));
+                }
+            }
+            if let Err(why) = &worker.self_test {
+                failures.push(format!("{:?} self-test: {why}", worker.kind));
+            }
+        }
+        failures
+    }
+
     /// Whether every layer is active in both workers and both self-tests passed.
     pub fn secure(&self) -> bool {
         self.workers.iter().all(|w| {

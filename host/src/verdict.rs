@@ -16,6 +16,10 @@
 //! | preparation timed out, died, or failed on this machine (non-deterministic) | Internal | 3 |
 //! | I/O error, ENOSPC, spawn failure, version mismatch | Internal | 3 |
 //! | a bad artifact header or checksum | none: the file is deleted, the code re-prepared and re-run | — |
+//! | the re-prepared artifact is bad again for the same request | Internal | 3 |
+//!
+//! Not verdicts: a full execute queue and a stopped host are errors of the request
+//! ([`crate::HostError`]); the caller did not get an answer about the candidate.
 
 use std::fmt;
 

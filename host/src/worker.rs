@@ -16,6 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::process::{Child, Command};
 
+use crate::metrics::{Flavor, Metrics};
+
 /// Why a worker could not be spawned or stopped answering.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -77,18 +79,74 @@ pub struct SpawnSpec {
     pub layers: Layers,
 }
 
+/// Spawns workers of one flavor, each in a fresh dir under the cache's `workers/` dir, and
+/// counts them in the metrics.
+#[derive(Clone)]
+pub struct Spawner {
+    /// The worker binary.
+    pub program: PathBuf,
+    /// `<cache>/workers`: on the cache's filesystem, so moving an artifact in is a rename.
+    pub workers_dir: PathBuf,
+    /// How long a worker has to connect and hand shake.
+    pub timeout: Duration,
+    /// Whether workers sandbox themselves.
+    pub sandbox: SandboxMode,
+    /// Which workers these are.
+    pub flavor: Flavor,
+    /// Where spawns and retirements are counted.
+    pub metrics: Metrics,
+}
+
+impl Spawner {
+    /// Spawns one worker.
+    pub async fn spawn(&self) -> Result<WorkerProcess, WorkerError> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let name = match self.flavor {
+            Flavor::Prepare => "prepare",
+            Flavor::Execute => "execute",
+        };
+        let dir = self.workers_dir.join(format!(
+            "{name}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let spec = SpawnSpec {
+            program: self.program.clone(),
+            dir,
+            timeout: self.timeout,
+            layers: layers_for(self.sandbox),
+        };
+        self.metrics.worker_spawning(self.flavor);
+        let mut worker = WorkerProcess::spawn(&spec).await?;
+        self.metrics.worker_spawned(self.flavor);
+        worker.retire = Some((self.metrics.clone(), self.flavor));
+        tracing::debug!(flavor = name, pid = worker.pid(), "worker spawned");
+        Ok(worker)
+    }
+}
+
 /// A running worker and its connection. Dropping it kills the worker and removes its dir.
 pub struct WorkerProcess {
     child: Child,
     stream: UnixStream,
     dir: PathBuf,
+    /// Counted as retired when dropped.
+    retire: Option<(Metrics, Flavor)>,
     /// The sandbox layers the worker reported.
     pub security: SecurityStatus,
 }
 
 impl WorkerProcess {
-    /// Starts a worker and waits for its handshake.
+    /// Starts a worker and waits for its handshake. On failure its dir is removed again.
     pub async fn spawn(spec: &SpawnSpec) -> Result<Self, WorkerError> {
+        let result = Self::start(spec).await;
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&spec.dir);
+        }
+        result
+    }
+
+    async fn start(spec: &SpawnSpec) -> Result<Self, WorkerError> {
         let spawn_err = |source| WorkerError::Spawn {
             program: spec.program.clone(),
             source,
@@ -150,6 +208,7 @@ impl WorkerProcess {
             child,
             stream,
             dir: spec.dir.clone(),
+            retire: None,
             security: handshake.security,
         })
     }
@@ -187,6 +246,9 @@ impl WorkerProcess {
 impl Drop for WorkerProcess {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
+        if let Some((metrics, flavor)) = &self.retire {
+            metrics.worker_retired(*flavor);
+        }
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             tracing::debug!(dir = %self.dir.display(), "removing worker dir: {e}");
         }

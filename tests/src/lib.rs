@@ -147,11 +147,66 @@ pub fn host_config(cache_dir: &Path) -> pvf_host::Config {
     config
 }
 
+/// Starts a host on `config` and spawns its future on the current runtime.
+pub async fn start_host(config: pvf_host::Config) -> pvf_host::ValidationHost {
+    let (host, future) = pvf_host::start(config).await.expect("host starts");
+    tokio::spawn(future);
+    host
+}
+
+/// Starts a host on `config`; returns the handle and the task running it, so a test can
+/// stop the host (drop every handle, await the task) and start another on the same cache.
+pub async fn start_host_task(
+    config: pvf_host::Config,
+) -> (pvf_host::ValidationHost, tokio::task::JoinHandle<()>) {
+    let (host, future) = pvf_host::start(config).await.expect("host starts");
+    (host, tokio::spawn(future))
+}
+
+/// Stops a host started by [`start_host_task`]: it releases the cache when this returns.
+pub async fn stop_host(host: pvf_host::ValidationHost, task: tokio::task::JoinHandle<()>) {
+    drop(host);
+    task.await.expect("the host task ends cleanly");
+}
+
+/// Validates `validation_params` against `code` and returns the outcome.
+pub async fn execute(
+    host: &pvf_host::ValidationHost,
+    code: &[u8],
+    params: &pvf_common::params::ExecutorParams,
+    validation_params: &[u8],
+    kind: pvf_common::params::ExecKind,
+) -> pvf_host::Execution {
+    host.execute(pvf_host::ExecuteArgs {
+        code: std::sync::Arc::new(code.to_vec()),
+        executor_params: params.clone(),
+        validation_params: std::sync::Arc::new(validation_params.to_vec()),
+        kind,
+        timeout: None,
+    })
+    .await
+    .expect("the host takes the request")
+}
+
 /// Child processes of this process whose command line contains `name`.
 pub fn child_processes(name: &str) -> Vec<i32> {
-    let me = std::process::id().to_string();
-    processes_matching(name)
+    children_of(std::process::id() as i32)
         .into_iter()
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).contains(name)
+        })
+        .collect()
+}
+
+/// Child processes of `parent`.
+pub fn children_of(parent: i32) -> Vec<i32> {
+    let parent = parent.to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
             // Field 4 (after the parenthesised command) is the parent pid.
@@ -159,7 +214,7 @@ pub fn child_processes(name: &str) -> Vec<i32> {
                 .rsplit(") ")
                 .next()
                 .and_then(|rest| rest.split(' ').nth(1));
-            ppid == Some(me.as_str())
+            ppid == Some(parent.as_str())
         })
         .collect()
 }
@@ -189,4 +244,15 @@ pub fn processes_matching(needle: &str) -> Vec<i32> {
 pub fn cpu_heavy() -> &'static tokio::sync::Mutex<()> {
     static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     &LOCK
+}
+
+/// The adder guest made distinct by a trailing custom section holding `n`: same behaviour,
+/// another code hash, so another artifact.
+pub fn adder_variant(n: u32) -> Vec<u8> {
+    let mut code = guest("adder");
+    let payload = n.to_le_bytes();
+    // Custom section: id 0, size, name length 1, name "n", then the payload.
+    code.extend_from_slice(&[0, 2 + payload.len() as u8, 1, b'n']);
+    code.extend_from_slice(&payload);
+    code
 }

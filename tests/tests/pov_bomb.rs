@@ -6,7 +6,7 @@ use parity_scale_codec::Encode;
 use pvf_common::compress::{MAGIC, POV_BOMB_LIMIT};
 use pvf_common::params::{ExecKind, ExecutorParams};
 use pvf_common::validation::ValidationParams;
-use pvf_host::{Host, InvalidReason, Verdict};
+use pvf_host::{InvalidReason, Verdict};
 use pvf_tests::{adder_head, guest, host_config};
 
 /// `size` zero bytes, compressed with the PoV magic (zstd streams zeros at ~30000:1).
@@ -59,7 +59,7 @@ fn reap_children() {
 #[tokio::test]
 async fn a_pov_bomb_is_invalid_and_memory_stays_bounded() {
     let cache = tempfile::tempdir().unwrap();
-    let host = Host::start(host_config(cache.path())).expect("host starts");
+    let (host, task) = pvf_tests::start_host_task(host_config(cache.path())).await;
     let code = guest("adder");
     let params = ExecutorParams::default();
 
@@ -71,9 +71,7 @@ async fn a_pov_bomb_is_invalid_and_memory_stays_bounded() {
         block_data: small,
         ..ValidationParams::default()
     };
-    let out = host
-        .execute(&code, &params, &vp.encode(), ExecKind::Backing)
-        .await;
+    let out = pvf_tests::execute(&host, &code, &params, &vp.encode(), ExecKind::Backing).await;
     assert!(
         matches!(&out.verdict, Verdict::Valid(r) if r.head_data == adder_head(5, 7)),
         "{}",
@@ -88,16 +86,15 @@ async fn a_pov_bomb_is_invalid_and_memory_stays_bounded() {
         ..ValidationParams::default()
     };
     let host_before = own_peak_rss_kib();
-    let out = host
-        .execute(&code, &params, &vp.encode(), ExecKind::Backing)
-        .await;
+    let out = pvf_tests::execute(&host, &code, &params, &vp.encode(), ExecKind::Backing).await;
     assert!(
         matches!(&out.verdict, Verdict::Invalid(InvalidReason::BadParams(m)) if m.contains("bomb")),
         "{}",
         out.verdict
     );
     let host_after = own_peak_rss_kib();
-    drop(host);
+    // Stop the host (it kills its workers), then reap them so their peaks are counted.
+    pvf_tests::stop_host(host, task).await;
     reap_children();
     let jobs_peak = descendants_peak_rss_kib();
     eprintln!(

@@ -3,16 +3,18 @@
 
 use std::time::{Duration, Instant};
 
-use pvf_common::params::{ExecKind, ExecutorParams, PrepKind};
-use pvf_host::{Host, InvalidReason, Verdict};
-use pvf_tests::{guest, host_config, validation_params};
+use std::sync::Arc;
 
-fn host(cache: &tempfile::TempDir) -> Host {
-    Host::start(host_config(cache.path())).expect("host starts")
+use pvf_common::params::{ExecKind, ExecutorParams};
+use pvf_host::{InvalidReason, ValidationHost, Verdict};
+use pvf_tests::{guest, host_config, start_host, validation_params};
+
+async fn host(cache: &tempfile::TempDir) -> ValidationHost {
+    start_host(host_config(cache.path())).await
 }
 
-async fn run(host: &Host, code: &[u8], params: &ExecutorParams, vp: &[u8]) -> Verdict {
-    host.execute(code, params, vp, ExecKind::Backing)
+async fn run(host: &ValidationHost, code: &[u8], params: &ExecutorParams, vp: &[u8]) -> Verdict {
+    pvf_tests::execute(host, code, params, vp, ExecKind::Backing)
         .await
         .verdict
 }
@@ -31,8 +33,9 @@ async fn corpus_runtimes_instantiate_and_give_the_same_verdict_on_fresh_workers(
         let mut verdicts = Vec::new();
         for _ in 0..3 {
             // A fresh host each time: fresh workers, the artifact from the shared cache.
-            let host = host(&cache);
+            let (host, task) = pvf_tests::start_host_task(host_config(cache.path())).await;
             verdicts.push(run(&host, &code, &params, &not_a_block).await.to_string());
+            pvf_tests::stop_host(host, task).await;
         }
         eprintln!("{}: {}", path.display(), verdicts[0]);
         assert!(
@@ -55,7 +58,12 @@ fn depth(depth: u32) -> Vec<u8> {
 }
 
 /// Whether recursing `n` deep is valid; panics on any verdict but Valid or the limit's trap.
-async fn recursion_fits(host: &Host, code: &[u8], params: &ExecutorParams, n: u32) -> bool {
+async fn recursion_fits(
+    host: &ValidationHost,
+    code: &[u8],
+    params: &ExecutorParams,
+    n: u32,
+) -> bool {
     match run(host, code, params, &depth(n)).await {
         Verdict::Valid(_) => true,
         // The instrumented limit traps with `unreachable`; a native overflow would not.
@@ -65,7 +73,7 @@ async fn recursion_fits(host: &Host, code: &[u8], params: &ExecutorParams, n: u3
 }
 
 /// The deepest valid recursion, by bisection.
-async fn deepest(host: &Host, code: &[u8], params: &ExecutorParams) -> u32 {
+async fn deepest(host: &ValidationHost, code: &[u8], params: &ExecutorParams) -> u32 {
     let (mut fits, mut fails) = (0u32, 200_000u32);
     assert!(!recursion_fits(host, code, params, fails).await);
     while fails - fits > 1 {
@@ -84,19 +92,26 @@ async fn recursion_stops_at_the_same_logical_depth_on_every_run() {
     let cache = tempfile::tempdir().unwrap();
     let code = guest("recursion");
     let params = ExecutorParams::default();
-    let limit = deepest(&host(&cache), &code, &params).await;
+    // Fresh hosts one after another: fresh workers, the artifact from the shared cache.
+    let fresh = || pvf_tests::start_host_task(host_config(cache.path()));
+    let (host, task) = fresh().await;
+    let limit = deepest(&host, &code, &params).await;
+    pvf_tests::stop_host(host, task).await;
     eprintln!("deepest recursion under a logical limit of 65536: {limit}");
     for _ in 0..3 {
-        let host = host(&cache);
+        let (host, task) = fresh().await;
         assert!(recursion_fits(&host, &code, &params, limit).await);
         assert!(!recursion_fits(&host, &code, &params, limit + 1).await);
+        pvf_tests::stop_host(host, task).await;
     }
     // The limit is an executor parameter: a smaller one stops sooner, proportionally.
     let small = ExecutorParams {
         stack_logical_max: 1024,
         ..ExecutorParams::default()
     };
-    let small_limit = deepest(&host(&cache), &code, &small).await;
+    let (host, task) = fresh().await;
+    let small_limit = deepest(&host, &code, &small).await;
+    pvf_tests::stop_host(host, task).await;
     eprintln!("deepest recursion under a logical limit of 1024: {small_limit}");
     assert!(small_limit < limit / 32, "{small_limit} vs {limit}");
     assert!(small_limit > 0);
@@ -105,7 +120,7 @@ async fn recursion_stops_at_the_same_logical_depth_on_every_run() {
 #[tokio::test]
 async fn memory_stops_at_the_page_limit_and_touching_past_it_is_invalid() {
     let cache = tempfile::tempdir().unwrap();
-    let host = host(&cache);
+    let host = host(&cache).await;
     let code = guest("grow-past-limit");
     for pages in [64u32, ExecutorParams::default().max_memory_pages] {
         let params = ExecutorParams {
@@ -140,13 +155,13 @@ async fn memory_stops_at_the_page_limit_and_touching_past_it_is_invalid() {
 #[tokio::test]
 async fn a_memory_grow_loop_is_invalid_within_its_time_limit() {
     let cache = tempfile::tempdir().unwrap();
-    let host = host(&cache);
+    let host = host(&cache).await;
     let code = guest("memory-grow-loop");
     let params = ExecutorParams {
         backing_timeout_ms: 1_000,
         ..ExecutorParams::default()
     };
-    host.prepare(&code, &params, PrepKind::Lenient)
+    host.precheck(Arc::new(code.clone()), params.clone())
         .await
         .unwrap();
     let start = Instant::now();
@@ -162,7 +177,7 @@ async fn a_memory_grow_loop_is_invalid_within_its_time_limit() {
 #[tokio::test]
 async fn host_functions_serve_a_guest_and_bad_arguments_trap() {
     let cache = tempfile::tempdir().unwrap();
-    let host = host(&cache);
+    let host = host(&cache).await;
     let code = guest("log-and-hash");
     let params = ExecutorParams::default();
     // Level 2 (info); the new head is blake2_256("abc") (`b2sum -l 256`).
@@ -197,7 +212,7 @@ async fn host_functions_serve_a_guest_and_bad_arguments_trap() {
 #[tokio::test]
 async fn a_reported_panic_is_invalid_with_its_message() {
     let cache = tempfile::tempdir().unwrap();
-    let host = host(&cache);
+    let host = host(&cache).await;
     let verdict = run(
         &host,
         &guest("panic"),
@@ -214,7 +229,7 @@ async fn a_reported_panic_is_invalid_with_its_message() {
 #[tokio::test]
 async fn nan_results_are_canonical() {
     let cache = tempfile::tempdir().unwrap();
-    let host = host(&cache);
+    let host = host(&cache).await;
     let code = guest("nan");
     let canonical = 0x7fc0_0000u32.to_le_bytes();
     // 0 / 0 (x86 would give the negative default NaN 0xffc00000), and a signalling NaN with
@@ -245,7 +260,7 @@ async fn nan_results_are_canonical() {
 #[tokio::test]
 async fn params_are_the_allocators_first_allocation() {
     let cache = tempfile::tempdir().unwrap();
-    let host = host(&cache);
+    let host = host(&cache).await;
     let verdict = run(
         &host,
         &guest("params-placement"),

@@ -5,11 +5,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pvf_common::params::{ExecKind, ExecutorParams};
-use pvf_host::{Host, InvalidReason, Verdict};
-use pvf_tests::{adder_head, adder_params, binaries, guest, guest_path, host_config};
+use pvf_host::{InvalidReason, ValidationHost, Verdict};
+use pvf_tests::{
+    adder_head, adder_params, binaries, execute, guest, guest_path, host_config, start_host,
+};
 
-fn host(cache: &tempfile::TempDir) -> Host {
-    Host::start(host_config(cache.path())).expect("host starts")
+async fn host(cache: &tempfile::TempDir) -> ValidationHost {
+    start_host(host_config(cache.path())).await
 }
 
 fn params_with_timeout(ms: u64) -> ExecutorParams {
@@ -22,17 +24,17 @@ fn params_with_timeout(ms: u64) -> ExecutorParams {
 #[tokio::test]
 async fn adder_is_valid_with_the_head_its_params_imply() {
     let cache = tempfile::tempdir().unwrap();
-    let host = host(&cache);
+    let host = host(&cache).await;
     let code = guest("adder");
     for (parent, add, relay) in [(1, 2, 7), (u64::MAX, 1, 0), (40, 2, 99)] {
-        let out = host
-            .execute(
-                &code,
-                &ExecutorParams::default(),
-                &adder_params(parent, add, relay),
-                ExecKind::Backing,
-            )
-            .await;
+        let out = execute(
+            &host,
+            &code,
+            &ExecutorParams::default(),
+            &adder_params(parent, add, relay),
+            ExecKind::Backing,
+        )
+        .await;
         let Verdict::Valid(result) = out.verdict else {
             panic!("adder: {}", out.verdict);
         };
@@ -45,16 +47,21 @@ async fn adder_is_valid_with_the_head_its_params_imply() {
 async fn halt_times_out_between_the_limit_and_the_backstop() {
     let _cpu = pvf_tests::cpu_heavy().lock().await;
     let cache = tempfile::tempdir().unwrap();
-    let host = host(&cache);
+    let host = host(&cache).await;
     let code = guest("halt");
     let params = params_with_timeout(500);
-    host.prepare(&code, &params, pvf_common::params::PrepKind::Lenient)
+    host.precheck(std::sync::Arc::new(code.clone()), params.clone())
         .await
         .unwrap();
     let start = Instant::now();
-    let out = host
-        .execute(&code, &params, &adder_params(0, 0, 0), ExecKind::Backing)
-        .await;
+    let out = execute(
+        &host,
+        &code,
+        &params,
+        &adder_params(0, 0, 0),
+        ExecKind::Backing,
+    )
+    .await;
     let elapsed = start.elapsed();
     assert!(
         matches!(out.verdict, Verdict::Invalid(InvalidReason::Timeout { cpu_ms }) if cpu_ms >= 500),
@@ -71,35 +78,31 @@ async fn halt_times_out_between_the_limit_and_the_backstop() {
 #[tokio::test]
 async fn trap_and_bad_results_are_invalid_with_their_cause() {
     let cache = tempfile::tempdir().unwrap();
-    let host = host(&cache);
+    let host = host(&cache).await;
     let default_params = pvf_common::validation::ValidationParams::default();
     let empty = parity_scale_codec::Encode::encode(&default_params);
     let p = ExecutorParams::default();
 
-    let out = host
-        .execute(&guest("trap"), &p, &empty, ExecKind::Backing)
-        .await;
+    let out = execute(&host, &guest("trap"), &p, &empty, ExecKind::Backing).await;
     assert!(
         matches!(&out.verdict, Verdict::Invalid(InvalidReason::Trap(m)) if m.contains("unreachable")),
         "{}",
         out.verdict
     );
-    let out = host
-        .execute(&guest("bad-result"), &p, &empty, ExecKind::Backing)
-        .await;
+    let out = execute(&host, &guest("bad-result"), &p, &empty, ExecKind::Backing).await;
     assert!(
         matches!(&out.verdict, Verdict::Invalid(InvalidReason::BadResult(m)) if m.contains("outside memory")),
         "{}",
         out.verdict
     );
-    let out = host
-        .execute(
-            &guest("bad-result"),
-            &p,
-            &adder_params(1, 1, 1),
-            ExecKind::Backing,
-        )
-        .await;
+    let out = execute(
+        &host,
+        &guest("bad-result"),
+        &p,
+        &adder_params(1, 1, 1),
+        ExecKind::Backing,
+    )
+    .await;
     assert!(
         matches!(&out.verdict, Verdict::Invalid(InvalidReason::BadResult(m)) if m.contains("undecodable")),
         "{}",
@@ -110,18 +113,18 @@ async fn trap_and_bad_results_are_invalid_with_their_cause() {
 #[tokio::test]
 async fn alloc_heavy_is_valid_and_deterministic() {
     let cache = tempfile::tempdir().unwrap();
-    let host = host(&cache);
+    let host = host(&cache).await;
     let code = guest("alloc-heavy");
     let mut heads = Vec::new();
     for _ in 0..3 {
-        let out = host
-            .execute(
-                &code,
-                &ExecutorParams::default(),
-                &adder_params(0, 0, 0),
-                ExecKind::Backing,
-            )
-            .await;
+        let out = execute(
+            &host,
+            &code,
+            &ExecutorParams::default(),
+            &adder_params(0, 0, 0),
+            ExecKind::Backing,
+        )
+        .await;
         let Verdict::Valid(result) = out.verdict else {
             panic!("alloc-heavy: {}", out.verdict);
         };
@@ -133,15 +136,15 @@ async fn alloc_heavy_is_valid_and_deterministic() {
 #[tokio::test]
 async fn a_stub_call_is_internal_and_names_the_function() {
     let cache = tempfile::tempdir().unwrap();
-    let host = host(&cache);
-    let out = host
-        .execute(
-            &guest("stub-call"),
-            &ExecutorParams::default(),
-            &adder_params(0, 0, 0),
-            ExecKind::Backing,
-        )
-        .await;
+    let host = host(&cache).await;
+    let out = execute(
+        &host,
+        &guest("stub-call"),
+        &ExecutorParams::default(),
+        &adder_params(0, 0, 0),
+        ExecKind::Backing,
+    )
+    .await;
     assert!(
         matches!(&out.verdict, Verdict::Internal(m) if m.contains("ext_storage_get_version_1")),
         "{}",
@@ -152,15 +155,15 @@ async fn a_stub_call_is_internal_and_names_the_function() {
 #[tokio::test]
 async fn invalid_code_is_an_invalid_preparation() {
     let cache = tempfile::tempdir().unwrap();
-    let host = host(&cache);
-    let out = host
-        .execute(
-            b"\0asm\x01\0\0\0garbage",
-            &ExecutorParams::default(),
-            &[],
-            ExecKind::Backing,
-        )
-        .await;
+    let host = host(&cache).await;
+    let out = execute(
+        &host,
+        b"\0asm\x01\0\0\0garbage",
+        &ExecutorParams::default(),
+        &[],
+        ExecKind::Backing,
+    )
+    .await;
     assert!(
         matches!(&out.verdict, Verdict::Invalid(InvalidReason::Preparation(e)) if e.is_deterministic()),
         "{}",
@@ -168,9 +171,14 @@ async fn invalid_code_is_an_invalid_preparation() {
     );
     // A code bomb: 20 MiB of zeros compresses to almost nothing.
     let bomb = pvf_common::compress::compress(&vec![0u8; 20 << 20]).unwrap();
-    let out = host
-        .execute(&bomb, &ExecutorParams::default(), &[], ExecKind::Backing)
-        .await;
+    let out = execute(
+        &host,
+        &bomb,
+        &ExecutorParams::default(),
+        &[],
+        ExecKind::Backing,
+    )
+    .await;
     assert!(
         matches!(&out.verdict, Verdict::Invalid(InvalidReason::Preparation(e)) if e.to_string().contains("bomb")),
         "{}",
@@ -181,7 +189,7 @@ async fn invalid_code_is_an_invalid_preparation() {
 #[tokio::test]
 async fn killing_the_execute_worker_mid_job_gives_an_error_and_the_next_request_succeeds() {
     let cache = tempfile::tempdir().unwrap();
-    let host = std::sync::Arc::new(host(&cache));
+    let host = host(&cache).await;
     let halt = guest("halt");
     let params = params_with_timeout(10_000);
     let running = {
@@ -189,8 +197,14 @@ async fn killing_the_execute_worker_mid_job_gives_an_error_and_the_next_request_
         let halt = halt.clone();
         let params = params.clone();
         tokio::spawn(async move {
-            host.execute(&halt, &params, &adder_params(0, 0, 0), ExecKind::Backing)
-                .await
+            execute(
+                &host,
+                &halt,
+                &params,
+                &adder_params(0, 0, 0),
+                ExecKind::Backing,
+            )
+            .await
         })
     };
     // Wait for the worker to appear, then kill it.
@@ -225,14 +239,14 @@ async fn killing_the_execute_worker_mid_job_gives_an_error_and_the_next_request_
         out.verdict
     );
 
-    let out = host
-        .execute(
-            &guest("adder"),
-            &ExecutorParams::default(),
-            &adder_params(2, 3, 0),
-            ExecKind::Backing,
-        )
-        .await;
+    let out = execute(
+        &host,
+        &guest("adder"),
+        &ExecutorParams::default(),
+        &adder_params(2, 3, 0),
+        ExecKind::Backing,
+    )
+    .await;
     assert!(
         matches!(&out.verdict, Verdict::Valid(r) if r.head_data == adder_head(2, 3)),
         "{}",

@@ -133,12 +133,13 @@ where
         pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(RunnerError::Pipe)?;
     let (output_read, output_write) =
         pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(RunnerError::Pipe)?;
+    let worker = nix::unistd::getpid();
     // SAFETY: the worker is single-threaded (see above), so the child can run Rust code.
     match unsafe { fork() }.map_err(RunnerError::Fork)? {
         ForkResult::Child => {
             drop(input_write);
             drop(output_read);
-            child_main(input_read, output_write, confine, body)
+            child_main(worker, input_read, output_write, confine, body)
         }
         ForkResult::Parent { child } => Ok(ReadyJob {
             process: KillOnDrop(child),
@@ -173,14 +174,19 @@ impl<O: Decode> ReadyJob<O> {
 }
 
 fn child_main<I: Decode, O: Encode, E: std::fmt::Display>(
+    worker: Pid,
     input: OwnedFd,
     output: OwnedFd,
     confine: impl FnOnce() -> Result<(), E>,
     body: impl FnOnce(I) -> O,
 ) -> ! {
-    // Die with the worker, so a killed worker leaves no job behind.
+    // Die with the worker, so a killed worker leaves no job behind; if it died before the
+    // signal was armed, leave now.
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    if nix::unistd::getppid() != worker {
+        exit_now(EXIT_CONFINE_FAILED);
+    }
     if let Err(e) = confine() {
         tracing::error!("job confinement failed: {e}");
         exit_now(EXIT_CONFINE_FAILED);

@@ -1,21 +1,26 @@
 //! `pvf` subcommands, one file each, sharing the global options and input loading.
 
+mod batch;
+mod cache;
 mod input;
 mod inspect;
 mod prepare;
 mod security;
+mod serve;
 mod validate;
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use pvf_common::params::ExecKind;
 use pvf_common::sandbox::SandboxMode;
-use pvf_host::{Config, ExitCode};
+use pvf_host::{Config, ExitCode, ValidationHost};
 
 const EXIT_CODES: &str = "\
 Exit codes (the same for every command):
   0  ok, or Valid
-  1  Invalid (for `prepare`: the code is invalid)
+  1  Invalid (for `prepare`: the code is invalid; for `cache verify`: a bad file was found)
   2  bad usage, or an unreadable or unparsable input file (including a .wat syntax error)
   3  PossiblyInvalid or Internal: this machine could not judge, or cannot provide what was asked";
 
@@ -37,8 +42,29 @@ struct Cli {
 enum Command {
     Validate(validate::Args),
     Prepare(prepare::Args),
-    Security(security::Args),
+    Batch(batch::Args),
+    Serve(serve::Args),
+    Cache(cache::Args),
     Inspect(inspect::Args),
+    Security(security::Args),
+}
+
+/// The kind of validation, as the CLI spells it.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Kind {
+    Backing,
+    Approval,
+    Dispute,
+}
+
+impl From<Kind> for ExecKind {
+    fn from(kind: Kind) -> Self {
+        match kind {
+            Kind::Backing => ExecKind::Backing,
+            Kind::Approval => ExecKind::Approval,
+            Kind::Dispute => ExecKind::Dispute,
+        }
+    }
 }
 
 /// Parses the command line and runs the command.
@@ -69,6 +95,11 @@ pub fn run() -> ExitCode {
     if cli.insecure {
         tracing::warn!("--insecure: workers run WITHOUT the sandbox; never do this on a validator");
     }
+    let command = match cli.command {
+        Command::Cache(args) => return cache::run(config, args),
+        Command::Inspect(args) => return inspect::run(args),
+        other => other,
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -77,45 +108,49 @@ pub fn run() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Validate(args) => validate::run(config, args).await,
             Command::Prepare(args) => prepare::run(config, args).await,
+            Command::Batch(args) => batch::run(config, args).await,
+            Command::Serve(args) => serve::run(config, args).await,
             Command::Security(args) => security::run(config, args).await,
-            Command::Inspect(args) => inspect::run(args),
+            Command::Cache(_) | Command::Inspect(_) => ExitCode::Usage,
         }
     })
 }
 
-/// Starts the host. In secure mode it first proves the sandbox works here (a real prepare
-/// and execute inside every layer) and refuses to start if it does not.
-async fn start_host(config: Config) -> Result<pvf_host::Host, ExitCode> {
-    if config.sandbox == SandboxMode::Enforce {
-        let report = pvf_host::security::self_test(&config).await;
-        if !report.secure() {
-            eprintln!("error: refusing to start: the sandbox does not work on this machine");
-            for worker in &report.workers {
-                if let Some(status) = &worker.status {
-                    for layer in status.failures() {
-                        eprintln!(
-                            "  {:?} worker, {}: {}",
-                            worker.kind,
-                            layer.layer.name(),
-                            layer.detail
-                        );
-                    }
-                }
-                if let Err(why) = &worker.self_test {
-                    eprintln!("  {:?} worker self-test: {why}", worker.kind);
-                }
+/// Starts the host and spawns its future on the current runtime. In secure mode the host
+/// first proves the sandbox works here, and refuses to start if it does not.
+async fn start_host(config: Config) -> Result<ValidationHost, ExitCode> {
+    match pvf_host::start(config).await {
+        Ok((host, future)) => {
+            tokio::spawn(future);
+            Ok(host)
+        }
+        Err(e) => {
+            eprintln!("error: cannot start the host: {e}");
+            if matches!(e, pvf_host::StartError::Insecure(_)) {
+                eprintln!(
+                    "run `pvf security` for details; --insecure runs without the sandbox (never on a validator)"
+                );
             }
-            eprintln!(
-                "run `pvf security` for details; --insecure runs without the sandbox (never on a validator)"
-            );
-            return Err(ExitCode::Inconclusive);
+            Err(ExitCode::Inconclusive)
         }
     }
-    pvf_host::Host::start(config).map_err(|e| {
-        eprintln!("error: cannot start the host: {e}");
-        ExitCode::Inconclusive
-    })
+}
+
+/// Serves the host's metrics on 127.0.0.1:`port` for as long as the command runs.
+async fn serve_metrics(host: &ValidationHost, port: u16) -> Result<(), ExitCode> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    match pvf_host::metrics_server::bind(addr, host.metrics().clone()).await {
+        Ok((bound, serve)) => {
+            eprintln!("metrics on http://{bound}/metrics");
+            tokio::spawn(serve);
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("error: cannot serve metrics on {addr}: {e}");
+            Err(ExitCode::Inconclusive)
+        }
+    }
 }

@@ -1,11 +1,12 @@
-//! `pvf prepare CODE`: prepare only, and report the artifact.
+//! `pvf prepare CODE`: pre-check only, and report the artifact.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use pvf_common::params::{ExecutorParams, PrepKind};
-use pvf_host::{ExitCode, Verdict};
+use pvf_common::params::ExecutorParams;
+use pvf_host::{ExitCode, PrecheckError, Verdict};
 
-/// Prepare code into an artifact without executing it.
+/// Prepare code into an artifact without executing it (a pre-check).
 #[derive(clap::Args)]
 pub struct Args {
     /// The code: .wasm, .wat, or a compressed blob.
@@ -28,30 +29,31 @@ pub async fn run(config: pvf_host::Config, args: Args) -> ExitCode {
         Err(code) => return code,
     };
     let params = ExecutorParams::default();
-    match host.prepare(&code, &params, PrepKind::Precheck).await {
+    match host.precheck(Arc::new(code), params).await {
         Ok(prepared) => {
+            let ms = prepared.prepare_time.as_secs_f64() * 1e3;
             if args.json {
                 let report = serde_json::json!({
                     "ok": true,
                     "artifact": prepared.path,
-                    "artifact_bytes": prepared.artifact_len,
+                    "artifact_bytes": prepared.size,
                     "cached": prepared.cached,
-                    "prepare_ms": prepared.duration.as_secs_f64() * 1e3,
+                    "prepare_ms": ms,
                 });
                 println!("{report}");
             } else {
                 println!("prepared: {}", prepared.path.display());
-                println!("artifact size: {} bytes", prepared.artifact_len);
+                println!("artifact size: {} bytes", prepared.size);
                 let how = if prepared.cached { " (cached)" } else { "" };
-                println!(
-                    "prepare time: {:.1} ms{how}",
-                    prepared.duration.as_secs_f64() * 1e3
-                );
+                println!("prepare time: {ms:.1} ms{how}");
             }
             ExitCode::Ok
         }
         Err(e) => {
-            let verdict = Verdict::from_prepare_error(e);
+            let verdict = match e {
+                PrecheckError::Prepare(e) => Verdict::from_prepare_error(e),
+                PrecheckError::Host(e) => Verdict::Internal(e.to_string()),
+            };
             if args.json {
                 println!(
                     "{}",

@@ -3,9 +3,14 @@
 use std::path::PathBuf;
 
 use parity_scale_codec::Encode;
-use pvf_common::params::{ExecKind, ExecutorParams};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pvf_common::params::ExecutorParams;
 use pvf_common::validation::ValidationParams;
-use pvf_host::{Execution, ExitCode, Verdict};
+use pvf_host::{ExecuteArgs, Execution, ExitCode, Verdict};
+
+use super::Kind;
 
 /// Validate a candidate: prepare the code, run `validate_block` on the params, print the
 /// verdict.
@@ -30,13 +35,6 @@ pub struct Args {
     json: bool,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum Kind {
-    Backing,
-    Approval,
-    Dispute,
-}
-
 pub async fn run(config: pvf_host::Config, args: Args) -> ExitCode {
     let inputs = super::input::read_code(&args.code).and_then(|code| {
         let params = match (&args.params, &args.params_hex) {
@@ -59,17 +57,20 @@ pub async fn run(config: pvf_host::Config, args: Args) -> ExitCode {
         Ok(host) => host,
         Err(code) => return code,
     };
-    let kind = match args.kind {
-        Kind::Backing => ExecKind::Backing,
-        Kind::Approval => ExecKind::Approval,
-        Kind::Dispute => ExecKind::Dispute,
+    let request = ExecuteArgs {
+        code: Arc::new(code),
+        executor_params: ExecutorParams::default(),
+        validation_params: Arc::new(validation_params),
+        kind: args.kind.into(),
+        timeout: args.timeout_ms.map(Duration::from_millis),
     };
-    let mut params = ExecutorParams::default();
-    if let Some(ms) = args.timeout_ms {
-        params.backing_timeout_ms = ms;
-        params.approval_timeout_ms = ms;
-    }
-    let execution = host.execute(&code, &params, &validation_params, kind).await;
+    let execution = match host.execute(request).await {
+        Ok(execution) => execution,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::Inconclusive;
+        }
+    };
     if args.json {
         println!("{}", json(&execution));
     } else {
@@ -100,7 +101,7 @@ fn print_human(execution: &Execution) {
     );
 }
 
-fn json(execution: &Execution) -> serde_json::Value {
+pub fn json(execution: &Execution) -> serde_json::Value {
     let (kind, reason) = match &execution.verdict {
         Verdict::Valid(_) => ("Valid", None),
         Verdict::Invalid(reason) => ("Invalid", Some(reason.to_string())),

@@ -1,40 +1,25 @@
 //! The node's Prometheus metrics: the process start time zombienet polls to see that a node
-//! is up, and the PVF metrics with Polkadot's names, help and buckets, so that the checks
-//! Polkadot's own PVF network tests make apply unchanged.
-//!
-//! Until the host registers its own PVF metrics, the node registers them here and observes them
-//! from the timings the host returns (see [`crate::pvf`]).
+//! is up, the node's verdict count, and the host's own PVF metrics (Polkadot's names, help and
+//! buckets), so that the checks Polkadot's own PVF network tests make apply unchanged.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, Registry};
+use std::sync::{Arc, OnceLock};
 
-/// Polkadot's buckets for `polkadot_pvf_preparation_time`, in seconds.
-const PREPARATION_BUCKETS: &[f64] = &[
-    0.1, 0.5, 1.0, 2.0, 3.0, 10.0, 20.0, 30.0, 60.0, 120.0, 240.0, 360.0, 480.0,
-];
-/// Polkadot's buckets for `polkadot_pvf_execution_time`, in seconds.
-const EXECUTION_BUCKETS: &[f64] = &[
-    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 12.0,
-];
+use prometheus::{IntCounter, IntGauge, Registry};
 
-/// The metrics, registered in one registry.
+/// The metrics the endpoint serves.
 #[derive(Clone)]
 pub struct Metrics {
-    /// What the endpoint serves.
-    pub registry: Registry,
-    /// Wall time of each preparation that ran (a cache hit is not a preparation).
-    pub preparation_time: Histogram,
-    /// Wall time of each execution.
-    pub execution_time: Histogram,
-    /// Preparations that ran, whatever their outcome.
-    pub prepare_concluded: IntCounter,
-    /// Executions that finished, whatever their verdict.
-    pub execute_finished: IntCounter,
+    /// The node's own metrics.
+    registry: Registry,
+    /// The host's metrics, once the host has started (the endpoint starts before it).
+    host: Arc<OnceLock<Registry>>,
     /// Candidates this node reached a verdict on.
     pub verdicts: IntCounter,
 }
 
 impl Metrics {
-    /// Registers every metric. `start_time` is the process start, in seconds since the epoch.
+    /// Registers the node's metrics. `start_time` is the process start, in seconds since the
+    /// epoch.
     pub fn new(start_time: u64) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let start = IntGauge::new(
@@ -43,50 +28,31 @@ impl Metrics {
         )?;
         start.set(i64::try_from(start_time).unwrap_or(i64::MAX));
         registry.register(Box::new(start))?;
-        let preparation_time = Histogram::with_opts(
-            HistogramOpts::new(
-                "polkadot_pvf_preparation_time",
-                "Time spent in preparing PVF artifacts in seconds",
-            )
-            .buckets(PREPARATION_BUCKETS.to_vec()),
-        )?;
-        let execution_time = Histogram::with_opts(
-            HistogramOpts::new(
-                "polkadot_pvf_execution_time",
-                "Time spent in executing PVFs",
-            )
-            .buckets(EXECUTION_BUCKETS.to_vec()),
-        )?;
-        let prepare_concluded = IntCounter::new(
-            "polkadot_pvf_prepare_concluded",
-            "The total number of jobs concluded in the preparation pipeline",
-        )?;
-        let execute_finished = IntCounter::new(
-            "polkadot_pvf_execute_finished",
-            "The total number of jobs done in the execution pipeline",
-        )?;
         let verdicts = IntCounter::new(
             "pvf_test_validator_verdicts",
             "The total number of candidates this node reached a verdict on",
         )?;
-        registry.register(Box::new(preparation_time.clone()))?;
-        registry.register(Box::new(execution_time.clone()))?;
-        registry.register(Box::new(prepare_concluded.clone()))?;
-        registry.register(Box::new(execute_finished.clone()))?;
         registry.register(Box::new(verdicts.clone()))?;
         Ok(Self {
             registry,
-            preparation_time,
-            execution_time,
-            prepare_concluded,
-            execute_finished,
+            host: Arc::new(OnceLock::new()),
             verdicts,
         })
     }
 
+    /// Adds the host's registry to what the endpoint serves.
+    pub fn attach_host(&self, host: Registry) {
+        let _ = self.host.set(host);
+    }
+
     /// The text exposition of every metric.
     pub fn encode(&self) -> Result<String, prometheus::Error> {
-        prometheus::TextEncoder::new().encode_to_string(&self.registry.gather())
+        let mut families = self.registry.gather();
+        if let Some(host) = self.host.get() {
+            families.extend(host.gather());
+        }
+        families.sort_by(|a, b| a.name().cmp(b.name()));
+        prometheus::TextEncoder::new().encode_to_string(&families)
     }
 }
 
@@ -94,31 +60,21 @@ impl Metrics {
 mod tests {
     use super::*;
 
-    /// Zombienet's histogram checks name buckets the way Polkadot's exposition prints them.
+    /// The node's metrics and the host's are served together, with Polkadot's bucket labels.
     #[test]
-    fn exposition_uses_polkadot_names_and_bucket_labels() {
+    fn exposition_has_the_node_and_host_metrics() {
         let metrics = Metrics::new(1_700_000_000).expect("registers");
-        metrics.preparation_time.observe(0.7);
-        metrics.execution_time.observe(0.02);
+        let host = pvf_host::metrics::Metrics::new().expect("host metrics");
+        metrics.attach_host(host.registry().clone());
+        metrics.verdicts.inc();
         let text = metrics.encode().expect("encodes");
         assert!(
             text.contains("substrate_process_start_time_seconds 1700000000\n"),
             "{text}"
         );
+        assert!(text.contains("pvf_test_validator_verdicts 1\n"), "{text}");
         assert!(
-            text.contains("polkadot_pvf_preparation_time_bucket{le=\"1\"} 1\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("polkadot_pvf_preparation_time_bucket{le=\"0.5\"} 0\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("polkadot_pvf_execution_time_bucket{le=\"0.025\"} 1\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("polkadot_pvf_execution_time_bucket{le=\"+Inf\"} 1\n"),
+            text.contains("polkadot_pvf_preparation_time_bucket{le=\"1\"} 0\n"),
             "{text}"
         );
         assert!(

@@ -59,7 +59,7 @@ pub async fn run(cli: Cli, start_time: u64) -> Result<(), NodeError> {
         codes = codes.len(),
         "starting"
     );
-    let pvf = Pvf::start(cache_dir, metrics.clone())?;
+    let pvf = Pvf::start(cache_dir, &metrics).await?;
 
     prepare_ahead(&pvf, &codes).await;
     let interval = Duration::from_millis(cli.round_interval_ms);

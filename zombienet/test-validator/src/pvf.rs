@@ -1,26 +1,23 @@
 //! The node's one point of contact with the pvf host: start it, prepare code, validate a
 //! candidate. Everything host-specific lives here, so a change to the host's API changes only
-//! this module.
-//!
-//! Until the host has metrics of its own, this module observes the PVF metrics from what the
-//! host returns: a preparation is a `prepare` that was not a cache hit, timed here; an
-//! execution is timed by the host.
+//! this module. The host records the PVF metrics itself; the node serves its registry.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pvf_common::error::PrepareError;
-use pvf_common::params::{ExecKind, ExecutorParams, PrepKind};
-use pvf_host::host::StartError;
-use pvf_host::{Config, Host, Verdict};
+use pvf_common::params::{ExecKind, ExecutorParams};
+use pvf_host::{
+    ArtifactStatus, Config, ExecuteArgs, PrecheckError, StartError, ValidationHost, Verdict,
+};
 
 use crate::metrics::Metrics;
 
 /// The pvf host as this node uses it: default executor parameters, backing validation.
 pub struct Pvf {
-    host: Host,
+    host: ValidationHost,
     params: ExecutorParams,
-    metrics: Metrics,
 }
 
 /// How a preparation went.
@@ -33,52 +30,47 @@ pub struct Preparation {
 
 impl Pvf {
     /// Starts the host with its artifact cache in `cache_dir` and the workers found next to
-    /// this executable.
-    pub fn start(cache_dir: PathBuf, metrics: Metrics) -> Result<Self, StartError> {
+    /// this executable, and serves its metrics through `metrics`.
+    pub async fn start(cache_dir: PathBuf, metrics: &Metrics) -> Result<Self, StartError> {
+        let (host, future) = pvf_host::start(Config::new(cache_dir)).await?;
+        tokio::spawn(future);
+        metrics.attach_host(host.metrics().registry().clone());
         Ok(Self {
-            host: Host::start(Config::new(cache_dir))?,
+            host,
             params: ExecutorParams::default(),
-            metrics,
         })
     }
 
     /// Prepares `code` unless its artifact is cached.
     pub async fn prepare(&self, code: &[u8]) -> Result<Preparation, PrepareError> {
+        let code = Arc::new(code.to_vec());
+        let cached = matches!(
+            self.host.artifact_status(&code, &self.params).await,
+            Ok(ArtifactStatus::Prepared { .. })
+        );
         let start = Instant::now();
-        let result = self
-            .host
-            .prepare(code, &self.params, PrepKind::Lenient)
-            .await;
-        let elapsed = start.elapsed();
-        let cached = matches!(&result, Ok(prepared) if prepared.cached);
-        if !cached {
-            self.record_preparation(elapsed);
+        match self.host.precheck(code, self.params.clone()).await {
+            Ok(_) => Ok(Preparation {
+                cached,
+                elapsed: start.elapsed(),
+            }),
+            Err(PrecheckError::Prepare(e)) => Err(e),
+            Err(PrecheckError::Host(e)) => Err(PrepareError::Internal(e.to_string())),
         }
-        result.map(|_| Preparation { cached, elapsed })
     }
 
     /// Validates one candidate as a backing validator would (2 s CPU-time limit).
     pub async fn validate(&self, code: &[u8], validation_params: &[u8]) -> Verdict {
-        if let Err(e) = self.prepare(code).await {
-            return Verdict::from_prepare_error(e);
+        let args = ExecuteArgs {
+            code: Arc::new(code.to_vec()),
+            executor_params: self.params.clone(),
+            validation_params: Arc::new(validation_params.to_vec()),
+            kind: ExecKind::Backing,
+            timeout: None,
+        };
+        match self.host.execute(args).await {
+            Ok(execution) => execution.verdict,
+            Err(e) => Verdict::Internal(e.to_string()),
         }
-        let execution = self
-            .host
-            .execute(code, &self.params, validation_params, ExecKind::Backing)
-            .await;
-        // The host re-prepares, inside `execute`, an artifact that turned out bad.
-        if !execution.prepare_time.is_zero() {
-            self.record_preparation(execution.prepare_time);
-        }
-        self.metrics
-            .execution_time
-            .observe(execution.execute_time.as_secs_f64());
-        self.metrics.execute_finished.inc();
-        execution.verdict
-    }
-
-    fn record_preparation(&self, elapsed: Duration) {
-        self.metrics.prepare_concluded.inc();
-        self.metrics.preparation_time.observe(elapsed.as_secs_f64());
     }
 }

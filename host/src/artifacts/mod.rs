@@ -1,0 +1,222 @@
+//! The persistent artifact cache: one file per artifact in the cache dir, owned by one host
+//! at a time ([`lock`]), indexed at start by a header-only scan ([`scan`]), with last-needed
+//! times that survive restarts ([`meta`]) and size-bounded pruning ([`prune`]).
+//!
+//! Only headers are read here. Payload checksums are verified by the execute worker on the
+//! bytes it deserializes; a mismatch comes back as a bad artifact, and the host deletes the
+//! file and prepares it again.
+
+pub mod lock;
+pub mod meta;
+pub mod prune;
+pub mod scan;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use pvf_common::engine::{self, EngineError};
+use pvf_common::params::ArtifactId;
+
+use crate::metrics::Metrics;
+use lock::{CacheLock, LockError};
+
+/// Why the cache could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// The cache dir could not be created or read.
+    #[error("cache dir {path}: {source}")]
+    Dir {
+        /// The dir.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// Another host owns it, or the lock failed.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The engine fingerprint could not be computed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// A prepared artifact in the cache.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// Its file.
+    pub path: PathBuf,
+    /// The file's real size.
+    pub size: u64,
+    /// When an execution or pre-check last needed it.
+    pub last_needed: SystemTime,
+}
+
+/// The cache, locked for this host.
+pub struct Artifacts {
+    dir: PathBuf,
+    entries: HashMap<ArtifactId, Entry>,
+    metrics: Metrics,
+    dirty: bool,
+    _lock: CacheLock,
+}
+
+impl Artifacts {
+    /// Locks `cache_dir`, cleans it and indexes our valid artifacts.
+    pub fn open(cache_dir: &Path, metrics: &Metrics) -> Result<Self, CacheError> {
+        let dir_err = |source| CacheError::Dir {
+            path: cache_dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(cache_dir.join(scan::WORKERS_DIR)).map_err(dir_err)?;
+        let lock = CacheLock::acquire(cache_dir)?;
+        let fingerprint = engine::fingerprint()?;
+        let found = scan::inspect(cache_dir, &fingerprint).map_err(dir_err)?;
+        let (kept, removed) = scan::clean(found);
+        for reason in &removed {
+            metrics.scan_removed.with_label_values(&[reason]).inc();
+        }
+        let times = meta::load(cache_dir);
+        let mut entries = HashMap::new();
+        for entry in kept {
+            if let scan::Class::Artifact { id, size, modified } = entry.class {
+                let last_needed = times.get(&id).copied().unwrap_or(modified);
+                let path = entry.path;
+                entries.insert(
+                    id,
+                    Entry {
+                        path,
+                        size,
+                        last_needed,
+                    },
+                );
+            }
+        }
+        metrics.scan_kept.inc_by(entries.len() as u64);
+        tracing::info!(
+            dir = %cache_dir.display(),
+            kept = entries.len(),
+            removed = removed.len(),
+            "artifact cache scanned"
+        );
+        let artifacts = Self {
+            dir: cache_dir.to_path_buf(),
+            entries,
+            metrics: metrics.clone(),
+            dirty: true,
+            _lock: lock,
+        };
+        artifacts.update_gauges();
+        Ok(artifacts)
+    }
+
+    /// The cache dir.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The artifact, if prepared.
+    pub fn get(&self, id: &ArtifactId) -> Option<&Entry> {
+        self.entries.get(id)
+    }
+
+    /// Every artifact.
+    pub fn iter(&self) -> impl Iterator<Item = (&ArtifactId, &Entry)> {
+        self.entries.iter()
+    }
+
+    /// Records that `id` was needed at `now`.
+    pub fn touch(&mut self, id: &ArtifactId, now: SystemTime) {
+        if let Some(entry) = self.entries.get_mut(id) {
+            entry.last_needed = now;
+            self.dirty = true;
+        }
+    }
+
+    /// Indexes a freshly installed artifact.
+    pub fn insert(&mut self, id: ArtifactId, path: PathBuf, size: u64, now: SystemTime) {
+        let last_needed = now;
+        self.entries.insert(
+            id,
+            Entry {
+                path,
+                size,
+                last_needed,
+            },
+        );
+        self.dirty = true;
+        self.update_gauges();
+    }
+
+    /// Deletes `id`'s file and forgets it.
+    pub fn remove(&mut self, id: &ArtifactId) {
+        let path = match self.entries.remove(id) {
+            Some(entry) => entry.path,
+            None => self.dir.join(id.file_name()),
+        };
+        if let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %path.display(), "removing an artifact: {e}");
+        }
+        self.dirty = true;
+        self.update_gauges();
+    }
+
+    /// Removes least-recently-needed artifacts until the rest fit in `budget` bytes, never
+    /// one needed within `min_stale`. Returns what was removed.
+    pub fn prune(&mut self, budget: u64, min_stale: Duration, now: SystemTime) -> Vec<ArtifactId> {
+        let candidates = self
+            .entries
+            .iter()
+            .map(|(id, e)| prune::Candidate {
+                id: *id,
+                size: e.size,
+                last_needed: e.last_needed,
+            })
+            .collect();
+        let chosen = prune::select(candidates, budget, min_stale, now);
+        for id in &chosen {
+            tracing::info!(artifact = %id, "pruned");
+            self.remove(id);
+            self.metrics.pruned.inc();
+        }
+        chosen
+    }
+
+    /// Writes the last-needed times if they changed.
+    pub fn persist(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        let times: Vec<_> = self
+            .entries
+            .iter()
+            .map(|(id, e)| (*id, e.last_needed))
+            .collect();
+        match meta::store(&self.dir, &times) {
+            Ok(()) => self.dirty = false,
+            Err(e) => tracing::warn!("writing the cache metadata: {e}"),
+        }
+    }
+
+    fn update_gauges(&self) {
+        let bytes: u64 = self.entries.values().map(|e| e.size).sum();
+        self.metrics.cache_bytes.set(bytes as i64);
+        self.metrics.cache_artifacts.set(self.entries.len() as i64);
+    }
+}
+
+impl Drop for Artifacts {
+    fn drop(&mut self) {
+        self.persist();
+    }
+}
+
+/// Moves a finished artifact from a worker dir into the cache atomically (same filesystem)
+/// and makes the rename durable by syncing the dir. Returns its path in the cache.
+pub fn install(cache_dir: &Path, from: &Path, id: &ArtifactId) -> std::io::Result<PathBuf> {
+    let to = cache_dir.join(id.file_name());
+    std::fs::rename(from, &to)?;
+    std::fs::File::open(cache_dir)?.sync_all()?;
+    Ok(to)
+}

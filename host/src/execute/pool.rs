@@ -1,0 +1,128 @@
+//! The worker side of one execution: link the artifact into the worker's dir (once per
+//! worker), send the request, wait within the job's backstop plus a grace, and map the
+//! answer to a verdict.
+
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, Instant};
+
+use pvf_common::message::{ExecuteRequest, ExecuteResponse};
+use pvf_common::params::ArtifactId;
+use pvf_common::worker::job_process::JobLimits;
+
+use super::ExecuteJob;
+use crate::verdict::{InvalidReason, Verdict};
+use crate::worker::{WorkerError, WorkerProcess};
+
+/// An execute worker, the executor parameters it serves, and the artifacts in its dir.
+pub struct ExecWorker {
+    /// The process.
+    pub process: WorkerProcess,
+    /// [`pvf_common::params::ExecutorParams::prep_hash`] of the jobs it runs.
+    pub key: [u8; 32],
+    /// Artifacts linked into its dir (and loaded once it ran them).
+    pub linked: HashSet<ArtifactId>,
+}
+
+/// How one execution ended.
+pub enum Outcome {
+    /// A verdict on the candidate.
+    Verdict(Verdict),
+    /// The worker refused the artifact file: never a verdict; prepare it again.
+    BadArtifact(String),
+}
+
+/// Runs `job` on `worker`. Returns the worker if it is still usable, the outcome, and the
+/// time the worker took.
+pub async fn run(
+    mut worker: ExecWorker,
+    job: &ExecuteJob,
+    grace: Duration,
+) -> (Option<ExecWorker>, Outcome, Duration) {
+    let started = Instant::now();
+    match link(&mut worker, job) {
+        Ok(()) => {}
+        // Deleted under us (by the operator, or pruned): prepare it again, like a bad file.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let reason = format!("artifact file missing: {e}");
+            return (
+                Some(worker),
+                Outcome::BadArtifact(reason),
+                started.elapsed(),
+            );
+        }
+        Err(e) => {
+            let verdict = Verdict::Internal(format!("linking the artifact: {e}"));
+            return (Some(worker), Outcome::Verdict(verdict), started.elapsed());
+        }
+    }
+    let request = ExecuteRequest {
+        id: job.id,
+        params: job.params.clone(),
+        validation_params: job.validation_params.to_vec(),
+        timeout_ms: job.timeout.as_millis() as u64,
+    };
+    let wait = JobLimits::from_cpu(job.timeout).wall + grace;
+    let response = worker.process.call(&request, wait).await;
+    let elapsed = started.elapsed();
+    match response {
+        Ok(ExecuteResponse::BadArtifact(reason)) => {
+            unlink(&mut worker, &job.id);
+            (Some(worker), Outcome::BadArtifact(reason), elapsed)
+        }
+        Ok(response) => (
+            Some(worker),
+            Outcome::Verdict(verdict_of(response)),
+            elapsed,
+        ),
+        // Dead or stuck: dropping the worker kills it; the queue spawns another.
+        Err(e) => (None, Outcome::Verdict(worker_lost(e)), elapsed),
+    }
+}
+
+/// Hard-links the artifact into the worker's dir, where its sandbox lets it read. A link to
+/// an older file of the same id (deleted as bad, then prepared again) is replaced.
+fn link(worker: &mut ExecWorker, job: &ExecuteJob) -> std::io::Result<()> {
+    let link = worker.process.dir().join(job.id.file_name());
+    let current = std::fs::metadata(&job.path)?.ino();
+    if std::fs::metadata(&link).is_ok_and(|m| m.ino() == current) {
+        return Ok(());
+    }
+    let _ = std::fs::remove_file(&link);
+    std::fs::hard_link(&job.path, &link)?;
+    worker.linked.insert(job.id);
+    Ok(())
+}
+
+/// Removes the worker's link to an artifact.
+pub fn unlink(worker: &mut ExecWorker, id: &ArtifactId) {
+    worker.linked.remove(id);
+    let _ = std::fs::remove_file(worker.process.dir().join(id.file_name()));
+}
+
+/// The verdict for a response from the execute worker (see [`crate::verdict`]).
+fn verdict_of(response: ExecuteResponse) -> Verdict {
+    match response {
+        ExecuteResponse::Ok { result, .. } => Verdict::Valid(result),
+        ExecuteResponse::JobError(e) => Verdict::from_job_error(e),
+        ExecuteResponse::TimedOut { cpu_ms } => Verdict::Invalid(InvalidReason::Timeout { cpu_ms }),
+        ExecuteResponse::WallClockExceeded { wall_ms } => Verdict::PossiblyInvalid(format!(
+            "wall-clock backstop hit after {wall_ms} ms without using the CPU limit"
+        )),
+        ExecuteResponse::JobDied(death) => Verdict::from_job_death(death),
+        ExecuteResponse::BadArtifact(reason) => {
+            Verdict::Internal(format!("bad artifact: {reason}"))
+        }
+        ExecuteResponse::WorkerError(reason) => Verdict::Internal(reason),
+    }
+}
+
+/// The verdict when the execute worker died or stopped answering mid-job.
+fn worker_lost(error: WorkerError) -> Verdict {
+    match error {
+        WorkerError::Timeout(_) | WorkerError::Frame(_) => {
+            Verdict::PossiblyInvalid(format!("execute worker lost: {error}"))
+        }
+        other => Verdict::Internal(other.to_string()),
+    }
+}

@@ -1,0 +1,292 @@
+//! Prometheus metrics. The `polkadot_pvf_*` ones keep Polkadot's names, help strings and
+//! buckets, so dashboards built for Polkadot's PVF host read ours unchanged; the `pvf_*`
+//! ones are our own (queue depths, the persistent cache).
+
+use std::time::Duration;
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+/// Worker flavor label values, as Polkadot spells them.
+#[derive(Clone, Copy, Debug)]
+pub enum Flavor {
+    /// Prepare workers.
+    Prepare,
+    /// Execute workers.
+    Execute,
+}
+
+impl Flavor {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Prepare => "prepare",
+            Self::Execute => "execute",
+        }
+    }
+}
+
+/// Every metric the host exports. Cheap to clone: each metric is a shared handle.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    worker_spawning: IntCounterVec,
+    worker_spawned: IntCounterVec,
+    worker_retired: IntCounterVec,
+    prepare_enqueued: IntCounter,
+    prepare_concluded: IntCounter,
+    execute_enqueued: IntCounter,
+    execute_finished: IntCounter,
+    preparation_time: Histogram,
+    execution_time: Histogram,
+    execution_queued_time: Histogram,
+    /// Preparations waiting for a worker.
+    pub prepare_queue_depth: IntGauge,
+    /// Executions waiting for a worker.
+    pub execute_queue_depth: IntGauge,
+    /// Executions whose artifact was already prepared.
+    pub cache_hits: IntCounter,
+    /// Executions that had to wait for a preparation.
+    pub cache_misses: IntCounter,
+    /// Artifacts in the cache.
+    pub cache_artifacts: IntGauge,
+    /// Bytes of artifacts in the cache (real file sizes).
+    pub cache_bytes: IntGauge,
+    /// Valid artifacts indexed by the start-up scan.
+    pub scan_kept: IntCounter,
+    /// Files the start-up scan removed, by reason.
+    pub scan_removed: IntCounterVec,
+    /// Artifacts an execute worker refused (bad header or checksum); each was re-prepared.
+    pub bad_artifacts: IntCounter,
+    /// Artifacts removed by pruning.
+    pub pruned: IntCounter,
+}
+
+/// Why the metrics could not be registered (a name clash: a bug).
+#[derive(Debug, thiserror::Error)]
+#[error("registering metrics: {0}")]
+pub struct MetricsError(#[from] prometheus::Error);
+
+impl Metrics {
+    /// Creates the metrics in a fresh registry.
+    pub fn new() -> Result<Self, MetricsError> {
+        let registry = Registry::new();
+        let flavor =
+            |name: &str, help: &str| IntCounterVec::new(Opts::new(name, help), &["flavor"]);
+        let histogram = |name: &str, help: &str, buckets: &[f64]| {
+            Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
+        };
+        let metrics = Self {
+            worker_spawning: flavor(
+                "polkadot_pvf_worker_spawning",
+                "The total number of workers began to spawn",
+            )?,
+            worker_spawned: flavor(
+                "polkadot_pvf_worker_spawned",
+                "The total number of workers spawned successfully",
+            )?,
+            worker_retired: flavor(
+                "polkadot_pvf_worker_retired",
+                "The total number of workers retired, either killed by the host or died on duty",
+            )?,
+            prepare_enqueued: IntCounter::new(
+                "polkadot_pvf_prepare_enqueued",
+                "The total number of jobs enqueued into the preparation pipeline",
+            )?,
+            prepare_concluded: IntCounter::new(
+                "polkadot_pvf_prepare_concluded",
+                "The total number of jobs concluded in the preparation pipeline",
+            )?,
+            execute_enqueued: IntCounter::new(
+                "polkadot_pvf_execute_enqueued",
+                "The total number of jobs enqueued into the execution pipeline",
+            )?,
+            execute_finished: IntCounter::new(
+                "polkadot_pvf_execute_finished",
+                "The total number of jobs done in the execution pipeline",
+            )?,
+            preparation_time: histogram(
+                "polkadot_pvf_preparation_time",
+                "Time spent in preparing PVF artifacts in seconds",
+                &[
+                    0.1, 0.5, 1.0, 2.0, 3.0, 10.0, 20.0, 30.0, 60.0, 120.0, 240.0, 360.0, 480.0,
+                ],
+            )?,
+            execution_time: histogram(
+                "polkadot_pvf_execution_time",
+                "Time spent in executing PVFs",
+                &[
+                    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0,
+                    12.0,
+                ],
+            )?,
+            execution_queued_time: histogram(
+                "polkadot_pvf_execution_queued_time",
+                "Time spent in queue waiting for PVFs execution job to be assigned",
+                &[
+                    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 12.0, 24.0,
+                    48.0,
+                ],
+            )?,
+            prepare_queue_depth: IntGauge::new(
+                "pvf_prepare_queue_depth",
+                "Preparations waiting for a prepare worker",
+            )?,
+            execute_queue_depth: IntGauge::new(
+                "pvf_execute_queue_depth",
+                "Executions waiting for an execute worker",
+            )?,
+            cache_hits: IntCounter::new(
+                "pvf_cache_hits",
+                "Executions whose artifact was already prepared",
+            )?,
+            cache_misses: IntCounter::new(
+                "pvf_cache_misses",
+                "Executions that waited for their artifact to be prepared",
+            )?,
+            cache_artifacts: IntGauge::new("pvf_cache_artifacts", "Artifacts in the cache")?,
+            cache_bytes: IntGauge::new(
+                "pvf_cache_bytes",
+                "Bytes of artifacts in the cache, as real file sizes",
+            )?,
+            scan_kept: IntCounter::new(
+                "pvf_cache_scan_kept",
+                "Valid artifacts the start-up scan indexed",
+            )?,
+            scan_removed: IntCounterVec::new(
+                Opts::new(
+                    "pvf_cache_scan_removed",
+                    "Files the start-up scan removed, by reason",
+                ),
+                &["reason"],
+            )?,
+            bad_artifacts: IntCounter::new(
+                "pvf_cache_bad_artifacts",
+                "Artifacts refused by an execute worker (bad header or checksum) and re-prepared",
+            )?,
+            pruned: IntCounter::new("pvf_cache_pruned", "Artifacts removed by pruning")?,
+            registry,
+        };
+        metrics.register_all()?;
+        Ok(metrics)
+    }
+
+    fn register_all(&self) -> Result<(), prometheus::Error> {
+        let r = &self.registry;
+        r.register(Box::new(self.worker_spawning.clone()))?;
+        r.register(Box::new(self.worker_spawned.clone()))?;
+        r.register(Box::new(self.worker_retired.clone()))?;
+        r.register(Box::new(self.prepare_enqueued.clone()))?;
+        r.register(Box::new(self.prepare_concluded.clone()))?;
+        r.register(Box::new(self.execute_enqueued.clone()))?;
+        r.register(Box::new(self.execute_finished.clone()))?;
+        r.register(Box::new(self.preparation_time.clone()))?;
+        r.register(Box::new(self.execution_time.clone()))?;
+        r.register(Box::new(self.execution_queued_time.clone()))?;
+        r.register(Box::new(self.prepare_queue_depth.clone()))?;
+        r.register(Box::new(self.execute_queue_depth.clone()))?;
+        r.register(Box::new(self.cache_hits.clone()))?;
+        r.register(Box::new(self.cache_misses.clone()))?;
+        r.register(Box::new(self.cache_artifacts.clone()))?;
+        r.register(Box::new(self.cache_bytes.clone()))?;
+        r.register(Box::new(self.scan_kept.clone()))?;
+        r.register(Box::new(self.scan_removed.clone()))?;
+        r.register(Box::new(self.bad_artifacts.clone()))?;
+        r.register(Box::new(self.pruned.clone()))?;
+        Ok(())
+    }
+
+    /// The registry holding every metric above, for a node to expose or merge.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The text exposition of every metric.
+    pub fn encode(&self) -> String {
+        prometheus::TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_else(|e| format!("# encoding metrics failed: {e}\n"))
+    }
+
+    /// A worker began to spawn.
+    pub fn worker_spawning(&self, flavor: Flavor) {
+        self.worker_spawning
+            .with_label_values(&[flavor.label()])
+            .inc();
+    }
+
+    /// A worker spawned and shook hands.
+    pub fn worker_spawned(&self, flavor: Flavor) {
+        self.worker_spawned
+            .with_label_values(&[flavor.label()])
+            .inc();
+    }
+
+    /// A worker was killed by the host or died.
+    pub fn worker_retired(&self, flavor: Flavor) {
+        self.worker_retired
+            .with_label_values(&[flavor.label()])
+            .inc();
+    }
+
+    /// A preparation entered the queue.
+    pub fn prepare_enqueued(&self) {
+        self.prepare_enqueued.inc();
+    }
+
+    /// A preparation concluded, successfully after `time` on a worker, or not (`None`).
+    pub fn prepare_concluded(&self, time: Option<Duration>) {
+        self.prepare_concluded.inc();
+        if let Some(time) = time {
+            self.preparation_time.observe(time.as_secs_f64());
+        }
+    }
+
+    /// Preparations concluded so far (tests assert a warm restart prepares nothing).
+    pub fn preparations(&self) -> u64 {
+        self.prepare_concluded.get()
+    }
+
+    /// An execution entered the queue.
+    pub fn execute_enqueued(&self) {
+        self.execute_enqueued.inc();
+    }
+
+    /// An execution was assigned a worker after waiting `queued`.
+    pub fn execute_assigned(&self, queued: Duration) {
+        self.execution_queued_time.observe(queued.as_secs_f64());
+    }
+
+    /// An execution finished after `time` on a worker.
+    pub fn execute_finished(&self, time: Duration) {
+        self.execute_finished.inc();
+        self.execution_time.observe(time.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_uses_polkadot_names_and_integer_bucket_labels() {
+        let metrics = Metrics::new().unwrap();
+        metrics.execute_finished(Duration::from_millis(300));
+        metrics.worker_spawning(Flavor::Execute);
+        let text = metrics.encode();
+        assert!(
+            text.contains("# HELP polkadot_pvf_execution_time Time spent in executing PVFs\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("polkadot_pvf_execution_time_bucket{le=\"1\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("polkadot_pvf_execution_time_bucket{le=\"0.25\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("polkadot_pvf_worker_spawning{flavor=\"execute\"} 1\n"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,41 @@
+//! The prepare side: a priority queue of preparations ([`queue`], the actor that owns the
+//! workers), the worker-side steps of one preparation ([`pool`]), and the memory of failed
+//! preparations ([`failures`]).
+
+pub mod failures;
+pub mod pool;
+pub mod queue;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pvf_common::params::{ArtifactId, ExecutorParams};
+
+use crate::priority::Priority;
+
+/// One preparation to do.
+#[derive(Clone, Debug)]
+pub struct PrepareJob {
+    /// The artifact it produces.
+    pub id: ArtifactId,
+    /// The code, possibly compressed.
+    pub code: Arc<Vec<u8>>,
+    /// The executor parameters to prepare under.
+    pub params: ExecutorParams,
+    /// How urgent it is; a joining request may raise it.
+    pub priority: Priority,
+    /// CPU-time limit of the job.
+    pub timeout: Duration,
+}
+
+/// A preparation's product, already moved into the cache.
+#[derive(Clone, Debug)]
+pub struct PreparedArtifact {
+    /// Its file in the cache.
+    pub path: PathBuf,
+    /// The file's size in bytes.
+    pub size: u64,
+    /// Wall time from handing the job to a worker to its answer.
+    pub duration: Duration,
+}

@@ -1,0 +1,659 @@
+//! The validation host's scheduling through the real worker binaries: timeouts and
+//! parallelism, worker loss and replacement, priorities, joining and re-use of artifacts,
+//! failure memory, the bounded queue, and the metrics endpoint. Time limits are short
+//! executor parameters, so the suite stays fast without test-only constants.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use pvf_common::params::{ExecKind, ExecutorParams};
+use pvf_host::{
+    ArtifactStatus, Config, ExecuteArgs, HostError, InvalidReason, ValidationHost, Verdict,
+};
+use pvf_tests::{
+    adder_head, adder_params, adder_variant, child_processes, children_of, execute, guest,
+    host_config, start_host,
+};
+
+const LIMIT_MS: u64 = 400;
+
+/// Held by the tests that burn CPU on purpose. On a 2-core machine, parallel tests would
+/// starve each other's halt jobs into the wall-clock backstop (PossiblyInvalid), which is
+/// right for the host but not what these tests measure.
+static CPU_HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn params(limit_ms: u64) -> ExecutorParams {
+    ExecutorParams {
+        backing_timeout_ms: limit_ms,
+        ..ExecutorParams::default()
+    }
+}
+
+fn config(cache: &tempfile::TempDir, tune: impl FnOnce(&mut Config)) -> Config {
+    let mut config = host_config(cache.path());
+    tune(&mut config);
+    config
+}
+
+async fn halt(host: &ValidationHost, limit_ms: u64) -> pvf_host::Execution {
+    execute(
+        host,
+        &guest("halt"),
+        &params(limit_ms),
+        &adder_params(0, 0, 0),
+        ExecKind::Backing,
+    )
+    .await
+}
+
+fn assert_timeout(verdict: &Verdict, limit_ms: u64) {
+    assert!(
+        matches!(verdict, Verdict::Invalid(InvalidReason::Timeout { cpu_ms }) if *cpu_ms >= limit_ms),
+        "{verdict}"
+    );
+}
+
+async fn assert_adder_works(host: &ValidationHost) {
+    let out = execute(
+        host,
+        &guest("adder"),
+        &ExecutorParams::default(),
+        &adder_params(5, 6, 1),
+        ExecKind::Backing,
+    )
+    .await;
+    assert!(
+        matches!(&out.verdict, Verdict::Valid(r) if r.head_data == adder_head(5, 6)),
+        "{}",
+        out.verdict
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_halt_jobs_time_out_in_parallel_within_limit_and_backstop() {
+    let _cpu = CPU_HEAVY.lock().await;
+    let cache = tempfile::tempdir().unwrap();
+    let host = start_host(config(&cache, |c| c.execute_workers_max = 2)).await;
+    host.precheck(Arc::new(guest("halt")), params(LIMIT_MS))
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let (a, b) = tokio::join!(halt(&host, LIMIT_MS), halt(&host, LIMIT_MS));
+    let elapsed = start.elapsed();
+    assert_timeout(&a.verdict, LIMIT_MS);
+    assert_timeout(&b.verdict, LIMIT_MS);
+    let limit = Duration::from_millis(LIMIT_MS);
+    assert!(elapsed >= limit, "{elapsed:?}");
+    for out in [&a, &b] {
+        let time = out.execute_time;
+        assert!(
+            time >= limit && time < limit * 4,
+            "within the backstop: {time:?}"
+        );
+    }
+    // In series the two would take at least the sum of their times; in parallel about the
+    // longer one. Comparing with their own times keeps this true on a loaded machine, where
+    // CPU time accrues slower than wall time.
+    let serial = a.execute_time + b.execute_time;
+    assert!(
+        elapsed < serial * 3 / 4,
+        "ran in parallel: {elapsed:?} vs {serial:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nine_halt_jobs_on_two_workers_all_get_a_verdict() {
+    let _cpu = CPU_HEAVY.lock().await;
+    let cache = tempfile::tempdir().unwrap();
+    let host = start_host(config(&cache, |c| c.execute_workers_max = 2)).await;
+    let limit = 300;
+    let start = Instant::now();
+    let jobs: Vec<_> = (0..9)
+        .map(|_| {
+            let host = host.clone();
+            tokio::spawn(async move { halt(&host, limit).await })
+        })
+        .collect();
+    for job in jobs {
+        let out = tokio::time::timeout(Duration::from_secs(30), job)
+            .await
+            .expect("no stall")
+            .unwrap();
+        // On a machine busy with other work a job may be starved into the backstop; both
+        // are verdicts, which is what this test is about.
+        let starved = matches!(&out.verdict, Verdict::PossiblyInvalid(m) if m.contains("backstop"));
+        if !starved {
+            assert_timeout(&out.verdict, limit);
+        }
+    }
+    // Five rounds of 300 ms, plus spawning and preparation: far from a stall.
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_adder_works(&host).await;
+}
+
+/// Starts a long halt job, waits for its worker, applies `act` to the worker's pid, and
+/// returns the verdict.
+/// Whether any thread of a process is in state R (running or runnable).
+fn is_running(pid: i32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.filter_map(Result::ok).any(|task| {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        stat.rsplit(") ")
+            .next()
+            .is_some_and(|rest| rest.starts_with('R'))
+    })
+}
+
+async fn halt_and(
+    host: &ValidationHost,
+    cache: &tempfile::TempDir,
+    act: impl FnOnce(i32),
+) -> Verdict {
+    let running = {
+        let host = host.clone();
+        tokio::spawn(async move { halt(&host, 1_000).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let worker = loop {
+        // Only this test's workers: other tests run hosts in this process at the same time.
+        let workers = child_processes(&format!("{}/workers/execute-", cache.path().display()));
+        // The job is running once a child of the worker is on a CPU: a job forked ahead of
+        // time sleeps on its input pipe until it gets work.
+        if let Some(pid) = workers
+            .iter()
+            .find(|pid| children_of(**pid).into_iter().any(is_running))
+        {
+            break *pid;
+        }
+        assert!(Instant::now() < deadline, "the job never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    // Let the job process get past its own set-up (it arms its parent-death signal first).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    act(worker);
+    tokio::time::timeout(Duration::from_secs(20), running)
+        .await
+        .expect("no hang")
+        .unwrap()
+        .verdict
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_or_killed_worker_or_job_gives_the_documented_verdict_and_work_goes_on() {
+    let _cpu = CPU_HEAVY.lock().await;
+    let cache = tempfile::tempdir().unwrap();
+    let host = start_host(config(&cache, |c| {
+        c.execute_workers_max = 1;
+        c.worker_grace = Duration::from_millis(500);
+    }))
+    .await;
+    let signal = |pid: i32, signal| kill(Pid::from_raw(pid), signal).unwrap();
+
+    let verdict = halt_and(&host, &cache, |worker| signal(worker, Signal::SIGSTOP)).await;
+    assert!(
+        matches!(&verdict, Verdict::PossiblyInvalid(m) if m.contains("did not answer")),
+        "{verdict}"
+    );
+    assert_adder_works(&host).await;
+
+    let verdict = halt_and(&host, &cache, |worker| signal(worker, Signal::SIGKILL)).await;
+    assert!(matches!(&verdict, Verdict::PossiblyInvalid(_)), "{verdict}");
+    assert_adder_works(&host).await;
+
+    let verdict = halt_and(&host, &cache, |worker| {
+        let running: Vec<i32> = children_of(worker)
+            .into_iter()
+            .filter(|job| is_running(*job))
+            .collect();
+        assert!(!running.is_empty(), "no running job to kill");
+        for job in running {
+            signal(job, Signal::SIGKILL);
+        }
+    })
+    .await;
+    assert!(
+        matches!(&verdict, Verdict::PossiblyInvalid(m) if m.contains("signal 9")),
+        "{verdict}"
+    );
+    assert_adder_works(&host).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_concurrent_adder_validations_are_all_valid() {
+    let cache = tempfile::tempdir().unwrap();
+    let host = start_host(config(&cache, |_| {})).await;
+    let code = Arc::new(guest("adder"));
+    let jobs: Vec<_> = (0..100u64)
+        .map(|i| {
+            let host = host.clone();
+            let code = code.clone();
+            tokio::spawn(async move {
+                host.execute(ExecuteArgs {
+                    code,
+                    executor_params: ExecutorParams::default(),
+                    validation_params: Arc::new(adder_params(i, 1000, i as u32)),
+                    kind: ExecKind::Backing,
+                    timeout: None,
+                })
+                .await
+            })
+        })
+        .collect();
+    for (i, job) in jobs.into_iter().enumerate() {
+        let out = job.await.unwrap().unwrap();
+        let Verdict::Valid(result) = out.verdict else {
+            panic!("{i}: {}", out.verdict);
+        };
+        assert_eq!(result.head_data, adder_head(i as u64, 1000));
+        assert_eq!(result.hrmp_watermark, i as u32);
+    }
+    assert_eq!(
+        host.metrics().preparations(),
+        1,
+        "one code, one preparation"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_prepare_worker_prepares_codes_in_turn_and_heads_up_prepares_once() {
+    let cache = tempfile::tempdir().unwrap();
+    let host = start_host(config(&cache, |c| {
+        c.prepare_workers_soft_max = 1;
+        c.prepare_workers_hard_max = 1;
+    }))
+    .await;
+    let p = ExecutorParams::default();
+    let (a, b) = tokio::join!(
+        host.precheck(Arc::new(adder_variant(1)), p.clone()),
+        host.precheck(Arc::new(adder_variant(2)), p.clone()),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(!a.cached && !b.cached);
+    let text = host.metrics().encode();
+    assert!(
+        text.contains("polkadot_pvf_worker_spawned{flavor=\"prepare\"} 1\n"),
+        "{text}"
+    );
+    assert_eq!(host.metrics().preparations(), 2);
+
+    let code = adder_variant(3);
+    host.heads_up(vec![(Arc::new(code.clone()), p.clone())])
+        .unwrap();
+    let out = execute(&host, &code, &p, &adder_params(1, 2, 3), ExecKind::Backing).await;
+    assert!(matches!(out.verdict, Verdict::Valid(_)), "{}", out.verdict);
+    assert_eq!(
+        host.metrics().preparations(),
+        3,
+        "the heads-up and the execution joined"
+    );
+    assert!(matches!(
+        host.artifact_status(&code, &p).await.unwrap(),
+        ArtifactStatus::Prepared { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_preparation_parameters_cause_a_new_preparation() {
+    let cache = tempfile::tempdir().unwrap();
+    let host = start_host(config(&cache, |_| {})).await;
+    let code = guest("adder");
+    let run = |p: ExecutorParams| {
+        let host = host.clone();
+        let code = code.clone();
+        async move { execute(&host, &code, &p, &adder_params(1, 1, 1), ExecKind::Backing).await }
+    };
+    let base = ExecutorParams::default();
+    assert!(matches!(run(base.clone()).await.verdict, Verdict::Valid(_)));
+    assert_eq!(host.metrics().preparations(), 1);
+    let slower = ExecutorParams {
+        backing_timeout_ms: 7_000,
+        ..base.clone()
+    };
+    assert!(matches!(run(slower).await.verdict, Verdict::Valid(_)));
+    assert_eq!(
+        host.metrics().preparations(),
+        1,
+        "an execution limit reuses the artifact"
+    );
+    let bigger = ExecutorParams {
+        max_memory_pages: base.max_memory_pages + 1,
+        ..base
+    };
+    assert!(matches!(run(bigger).await.verdict, Verdict::Valid(_)));
+    assert_eq!(
+        host.metrics().preparations(),
+        2,
+        "a memory bound re-prepares"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_critical_request_overtakes_queued_background_preparations() {
+    let cache = tempfile::tempdir().unwrap();
+    let host = start_host(config(&cache, |c| {
+        c.prepare_workers_soft_max = 1;
+        c.prepare_workers_hard_max = 1;
+    }))
+    .await;
+    let p = ExecutorParams::default();
+    let background: Vec<Vec<u8>> = (100..112).map(adder_variant).collect();
+    host.heads_up(
+        background
+            .iter()
+            .map(|code| (Arc::new(code.clone()), p.clone()))
+            .collect(),
+    )
+    .unwrap();
+    let prepared = |host: ValidationHost, codes: Vec<Vec<u8>>, p: ExecutorParams| async move {
+        let mut n = 0;
+        for code in &codes {
+            if let ArtifactStatus::Prepared { .. } = host.artifact_status(code, &p).await.unwrap() {
+                n += 1;
+            }
+        }
+        n
+    };
+    // Wait until background work is under way.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while prepared(host.clone(), background.clone(), p.clone()).await == 0 {
+        assert!(Instant::now() < deadline, "background work never started");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let before = prepared(host.clone(), background.clone(), p.clone()).await;
+    let critical = adder_variant(999);
+    let dispute = {
+        let (host, critical, p) = (host.clone(), critical.clone(), p.clone());
+        tokio::spawn(async move {
+            execute(
+                &host,
+                &critical,
+                &p,
+                &adder_params(1, 2, 3),
+                ExecKind::Dispute,
+            )
+            .await
+        })
+    };
+    // Count the background artifacts at the moment the critical one is prepared.
+    while !matches!(
+        host.artifact_status(&critical, &p).await.unwrap(),
+        ArtifactStatus::Prepared { .. }
+    ) {
+        assert!(
+            Instant::now() < deadline,
+            "the critical preparation never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let after = prepared(host.clone(), background.clone(), p.clone()).await;
+    let out = dispute.await.unwrap();
+    assert!(matches!(out.verdict, Verdict::Valid(_)), "{}", out.verdict);
+    assert!(
+        after <= before + 1,
+        "at most the preparation in progress finished first: {before} -> {after}"
+    );
+    assert!(after < background.len(), "background work was still queued");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_preparations_are_remembered_and_retried_after_the_cooldown() {
+    let cache = tempfile::tempdir().unwrap();
+    let cooldown = Duration::from_millis(400);
+    let host = start_host(config(&cache, |c| {
+        c.prepare_retry_cooldown = cooldown;
+        c.prepare_max_attempts = 2;
+    }))
+    .await;
+    // A 1 ms preparation limit cannot be met: a non-deterministic failure (the CPU limit or,
+    // at 4 ms, the wall-clock backstop, whichever the scheduler lets fire first).
+    let p = ExecutorParams {
+        lenient_prepare_timeout_ms: 1,
+        ..ExecutorParams::default()
+    };
+    let code = guest("adder");
+    let vp = adder_params(1, 1, 1);
+    let run = || execute(&host, &code, &p, &vp, ExecKind::Backing);
+    let out = run().await;
+    assert!(
+        matches!(&out.verdict, Verdict::Internal(m) if m.contains("timed out") || m.contains("backstop")),
+        "{}",
+        out.verdict
+    );
+    assert_eq!(host.metrics().preparations(), 1);
+    let out = run().await;
+    assert!(
+        matches!(out.verdict, Verdict::Internal(_)),
+        "{}",
+        out.verdict
+    );
+    assert_eq!(
+        host.metrics().preparations(),
+        1,
+        "within the cooldown: remembered"
+    );
+    tokio::time::sleep(cooldown).await;
+    run().await;
+    assert_eq!(
+        host.metrics().preparations(),
+        2,
+        "after the cooldown: retried"
+    );
+    tokio::time::sleep(cooldown).await;
+    run().await;
+    assert_eq!(host.metrics().preparations(), 2, "attempts used up: final");
+    let status = host.artifact_status(&code, &p).await.unwrap();
+    assert!(
+        matches!(
+            &status,
+            ArtifactStatus::Failed { error, attempts: 2 } if !error.is_deterministic()
+        ),
+        "{status:?}"
+    );
+
+    // A deterministic failure is final at once.
+    let garbage = b"\0asm\x01\0\0\0garbage".to_vec();
+    let before = host.metrics().preparations();
+    for _ in 0..2 {
+        let out = execute(
+            &host,
+            &garbage,
+            &ExecutorParams::default(),
+            &[],
+            ExecKind::Backing,
+        )
+        .await;
+        assert!(matches!(
+            out.verdict,
+            Verdict::Invalid(InvalidReason::Preparation(_))
+        ));
+    }
+    assert_eq!(host.metrics().preparations(), before + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_execute_queue_refuses_with_a_clear_error() {
+    let _cpu = CPU_HEAVY.lock().await;
+    let cache = tempfile::tempdir().unwrap();
+    let host = start_host(config(&cache, |c| c.max_queued_executions = 2)).await;
+    let (a, b, c) = tokio::join!(
+        halt_args(&host, 300),
+        halt_args(&host, 300),
+        halt_args(&host, 300)
+    );
+    let refused = [&a, &b, &c]
+        .iter()
+        .filter(|r| matches!(r, Err(HostError::QueueFull { capacity: 2 })))
+        .count();
+    assert_eq!(refused, 1, "{a:?} {b:?} {c:?}");
+    let message = HostError::QueueFull { capacity: 2 }.to_string();
+    assert!(message.contains("queue is full"), "{message}");
+    // Once the jobs are done, there is room again.
+    assert!(halt_args(&host, 300).await.is_ok());
+}
+
+async fn halt_args(host: &ValidationHost, limit_ms: u64) -> Result<pvf_host::Execution, HostError> {
+    host.execute(ExecuteArgs {
+        code: Arc::new(guest("halt")),
+        executor_params: params(limit_ms),
+        validation_params: Arc::new(Vec::new()),
+        kind: ExecKind::Backing,
+        timeout: None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_endpoint_serves_polkadot_histograms_after_a_validation() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let cache = tempfile::tempdir().unwrap();
+    let host = start_host(config(&cache, |_| {})).await;
+    let addr = "127.0.0.1:0".parse().unwrap();
+    let (bound, serve) = pvf_host::metrics_server::bind(addr, host.metrics().clone())
+        .await
+        .unwrap();
+    tokio::spawn(serve);
+    assert_adder_works(&host).await;
+    let mut stream = tokio::net::TcpStream::connect(bound).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    for line in [
+        "# TYPE polkadot_pvf_execution_time histogram",
+        "polkadot_pvf_execution_time_bucket{le=\"1\"} 1",
+        "polkadot_pvf_execution_time_count 1",
+        "polkadot_pvf_preparation_time_bucket{le=\"480\"} 1",
+        "polkadot_pvf_execution_queued_time_count 1",
+        "polkadot_pvf_worker_spawned{flavor=\"execute\"} 1",
+        "polkadot_pvf_worker_spawned{flavor=\"prepare\"} 1",
+        "pvf_cache_misses 1",
+        "pvf_execute_queue_depth 0",
+    ] {
+        assert!(
+            response.contains(&format!("{line}\n")),
+            "{line} in {response}"
+        );
+    }
+}
+
+#[test]
+fn the_batch_command_validates_a_file_of_requests_in_parallel() {
+    let dir = tempfile::tempdir().unwrap();
+    let adder = pvf_tests::guest_path("adder");
+    let trap = pvf_tests::guest_path("trap");
+    let mut lines = String::from("# 20 adder blocks and one trap\n");
+    for i in 0..20u64 {
+        let params = hex::encode(adder_params(i, 1, 0));
+        lines.push_str(&format!(
+            "{{\"code\": \"{}\", \"params_hex\": \"{params}\", \"kind\": \"approval\"}}\n",
+            adder.display()
+        ));
+    }
+    lines.push_str(&format!("{{\"code\": \"{}\"}}\n", trap.display()));
+    let file = dir.path().join("requests.jsonl");
+    std::fs::write(&file, lines).unwrap();
+    let out = std::process::Command::new(&pvf_tests::binaries().pvf)
+        .arg("--cache-dir")
+        .arg(dir.path().join("cache"))
+        .args(["batch", "--prometheus-port", "0"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "one Invalid: {stdout}{stderr}");
+    assert!(stderr.contains("[21/21] valid 20 invalid 1"), "{stderr}");
+    assert!(stderr.contains("metrics on http://127.0.0.1:"), "{stderr}");
+    let results: Vec<&str> = stdout.lines().collect();
+    assert_eq!(results.len(), 21);
+    for (i, line) in results[..20].iter().enumerate() {
+        let head = format!("0x{}", hex::encode(adder_head(i as u64, 1)));
+        assert!(line.contains("\"Valid\"") && line.contains(&head), "{line}");
+    }
+    assert!(results[20].contains("\"Invalid\""), "{}", results[20]);
+
+    std::fs::write(&file, "{\"code\": 5}\n").unwrap();
+    let out = std::process::Command::new(&pvf_tests::binaries().pvf)
+        .arg("--cache-dir")
+        .arg(dir.path().join("cache"))
+        .arg("batch")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a bad batch file is a usage error"
+    );
+}
+
+#[test]
+fn serve_answers_requests_from_stdin_and_exposes_metrics_while_running() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(&pvf_tests::binaries().pvf)
+        .arg("--cache-dir")
+        .arg(dir.path())
+        .args(["serve", "--prometheus-port", "0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "serve printed no address"
+        );
+        if let Some(rest) = line.trim().strip_prefix("metrics on http://") {
+            break rest.trim_end_matches("/metrics").to_string();
+        }
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    let adder = pvf_tests::guest_path("adder");
+    let params = hex::encode(adder_params(40, 2, 0));
+    writeln!(
+        stdin,
+        "{{\"id\": \"a\", \"code\": \"{}\", \"params_hex\": \"{params}\"}}",
+        adder.display()
+    )
+    .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut answer = String::new();
+    stdout.read_line(&mut answer).unwrap();
+    let head = format!("0x{}", hex::encode(adder_head(40, 2)));
+    assert!(
+        answer.contains("\"id\":\"a\"") && answer.contains(&head),
+        "{answer}"
+    );
+
+    let mut scrape = std::net::TcpStream::connect(&addr).unwrap();
+    scrape
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut metrics = String::new();
+    scrape.read_to_string(&mut metrics).unwrap();
+    assert!(
+        metrics.contains("polkadot_pvf_execution_time_count 1\n"),
+        "{metrics}"
+    );
+
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
