@@ -81,7 +81,8 @@ pub async fn self_test(config: &Config) -> SecurityReport {
     let dir = config.cache_dir.join("workers");
     let spec = |kind: WorkerKind, program: &Path| SpawnSpec {
         program: program.to_path_buf(),
-        dir: dir.join(format!("self-test-{kind:?}-{}", std::process::id()).to_lowercase()),
+        // Named like the pool's worker dirs, so a start-up scan removes one a killed host left.
+        dir: dir.join(format!("{kind:?}-self-test-{}", std::process::id()).to_lowercase()),
         timeout: config.spawn_timeout,
         layers: layers_for(config.sandbox),
     };
@@ -124,6 +125,9 @@ pub async fn self_test(config: &Config) -> SecurityReport {
             Ok(_) => execute_one(exec, prep, id, &params).await,
             Err(_) => Err("nothing to execute: preparation failed".into()),
         };
+    }
+    for worker in [prepare.1, execute.1].into_iter().flatten() {
+        worker.shutdown().await;
     }
     SecurityReport {
         workers: vec![prepare.0, execute.0],

@@ -243,6 +243,14 @@ impl WorkerProcess {
     }
 }
 
+impl WorkerProcess {
+    /// Kills the worker and waits for it to exit before its dir is removed, so that nothing
+    /// it was still writing can keep the dir alive.
+    pub async fn shutdown(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
 impl Drop for WorkerProcess {
     fn drop(&mut self) {
         let _ = self.child.start_kill();

@@ -256,3 +256,38 @@ pub fn adder_variant(n: u32) -> Vec<u8> {
     code.extend_from_slice(&payload);
     code
 }
+
+/// Runs the `pvf` CLI (with `--cache-dir` when given); returns its exit code and stdout.
+pub fn pvf_cli(cache: Option<&Path>, args: &[&str]) -> (i32, String) {
+    let mut command = Command::new(&binaries().pvf);
+    if let Some(cache) = cache {
+        command.arg("--cache-dir").arg(cache);
+    }
+    let out = command.args(args).output().expect("run pvf");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Validates the adder `code` on `parent + add` and asserts it is Valid with that head.
+pub async fn assert_adder_valid(
+    host: &pvf_host::ValidationHost,
+    code: &[u8],
+    parent: u64,
+    add: u64,
+) {
+    let out = execute(
+        host,
+        code,
+        &pvf_common::params::ExecutorParams::default(),
+        &adder_params(parent, add, 0),
+        pvf_common::params::ExecKind::Backing,
+    )
+    .await;
+    assert!(
+        matches!(&out.verdict, pvf_host::Verdict::Valid(r) if r.head_data == adder_head(parent, add)),
+        "{}",
+        out.verdict
+    );
+}

@@ -12,25 +12,9 @@ use pvf_common::params::{ArtifactId, ExecKind, ExecutorParams};
 use pvf_host::artifacts::meta;
 use pvf_host::{ArtifactStatus, ValidationHost, Verdict};
 use pvf_tests::{
-    adder_head, adder_params, adder_variant, binaries, execute, guest, host_config,
-    start_host_task, stop_host,
+    adder_params, adder_variant, assert_adder_valid, binaries, execute, guest, host_config,
+    pvf_cli, start_host_task, stop_host,
 };
-
-async fn assert_adder(host: &ValidationHost, code: &[u8]) {
-    let out = execute(
-        host,
-        code,
-        &ExecutorParams::default(),
-        &adder_params(3, 4, 5),
-        ExecKind::Backing,
-    )
-    .await;
-    assert!(
-        matches!(&out.verdict, Verdict::Valid(r) if r.head_data == adder_head(3, 4)),
-        "{}",
-        out.verdict
-    );
-}
 
 fn artifact_path(cache: &Path, code: &[u8]) -> PathBuf {
     cache.join(ArtifactId::new(code, &ExecutorParams::default()).file_name())
@@ -140,7 +124,7 @@ async fn every_corruption_is_detected_deleted_and_re_prepared_with_the_right_ver
     ] {
         let cache = tempfile::tempdir().unwrap();
         let (host, task) = start_host_task(host_config(cache.path())).await;
-        assert_adder(&host, &code).await;
+        assert_adder_valid(&host, &code, 3, 4).await;
         stop_host(host, task).await;
 
         let path = artifact_path(cache.path(), &code);
@@ -159,11 +143,11 @@ async fn every_corruption_is_detected_deleted_and_re_prepared_with_the_right_ver
             !corruption.caught_by_scan(),
             "{corruption:?}"
         );
-        assert_adder(&host, &code).await;
+        assert_adder_valid(&host, &code, 3, 4).await;
         assert_eq!(metrics.preparations(), 1, "{corruption:?}: prepared again");
         let by_worker = if corruption.caught_by_scan() { 0 } else { 1 };
         assert_eq!(metrics.bad_artifacts.get(), by_worker, "{corruption:?}");
-        assert_adder(&host, &code).await;
+        assert_adder_valid(&host, &code, 3, 4).await;
         assert_eq!(
             metrics.preparations(),
             1,
@@ -192,7 +176,7 @@ async fn foreign_files_survive_start_up_and_pruning() {
     config.maintenance_interval = Duration::from_millis(50);
     let (host, task) = start_host_task(config).await;
     let code = guest("adder");
-    assert_adder(&host, &code).await;
+    assert_adder_valid(&host, &code, 3, 4).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while artifact_path(cache.path(), &code).exists() {
         assert!(Instant::now() < deadline, "the artifact was never pruned");
@@ -219,28 +203,14 @@ async fn foreign_files_survive_start_up_and_pruning() {
     // execution too; the execution then prepares it again.
     assert!(host.metrics().pruned.get() >= 1);
     stop_host(host, task).await;
-    let (code_exit, _) = pvf(
-        cache.path(),
+    let (code_exit, _) = pvf_cli(
+        Some(cache.path()),
         &["cache", "prune", "--max-size", "0", "--min-stale-secs", "0"],
     );
     assert_eq!(code_exit, 0);
     for path in &foreign {
         assert!(path.exists(), "{} survived", path.display());
     }
-}
-
-/// Runs the CLI; returns (exit code, stdout).
-fn pvf(cache: &Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(&binaries().pvf)
-        .arg("--cache-dir")
-        .arg(cache)
-        .args(args)
-        .output()
-        .expect("run pvf");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -294,8 +264,9 @@ async fn a_host_killed_mid_preparation_leaves_nothing_loadable() {
         assert!(!tmp.exists());
         let workers: Vec<_> = std::fs::read_dir(cache.path().join("workers"))
             .unwrap()
+            .map(|e| e.unwrap().file_name())
             .collect();
-        assert!(workers.is_empty(), "stale worker dirs removed");
+        assert!(workers.is_empty(), "stale worker dirs left: {workers:?}");
     }
     assert!(
         interrupted >= 2,
@@ -315,7 +286,7 @@ async fn a_second_host_on_the_same_cache_is_refused() {
         error.to_string().contains("in use by another pvf host"),
         "{error}"
     );
-    let (exit, _) = pvf(cache.path(), &["cache", "prune", "--max-size", "0"]);
+    let (exit, _) = pvf_cli(Some(cache.path()), &["cache", "prune", "--max-size", "0"]);
     assert_eq!(exit, 3, "the CLI's prune is refused too");
     stop_host(host, task).await;
     let (host, task) = start_host_task(host_config(cache.path())).await;
@@ -328,7 +299,7 @@ async fn pruning_removes_exactly_the_least_recently_needed_over_budget() {
     let codes: Vec<Vec<u8>> = (1..=4).map(adder_variant).collect();
     let (host, task) = start_host_task(host_config(cache.path())).await;
     for code in &codes {
-        assert_adder(&host, code).await;
+        assert_adder_valid(&host, code, 3, 4).await;
     }
     stop_host(host, task).await;
     let ids: Vec<ArtifactId> = codes
@@ -357,8 +328,8 @@ async fn pruning_removes_exactly_the_least_recently_needed_over_budget() {
     // Over budget by less than the two oldest: exactly those two go.
     let budget = size(2) + size(3) + size(1) - 1;
     let budget = budget.to_string();
-    let (exit, out) = pvf(
-        cache.path(),
+    let (exit, out) = pvf_cli(
+        Some(cache.path()),
         &[
             "cache",
             "prune",
@@ -378,7 +349,7 @@ async fn pruning_removes_exactly_the_least_recently_needed_over_budget() {
     // A restart that needs the oldest survivor makes it the freshest; the persisted time
     // protects it, while the other goes even though it was needed more recently before.
     let (host, task) = start_host_task(host_config(cache.path())).await;
-    assert_adder(&host, &codes[2]).await;
+    assert_adder_valid(&host, &codes[2], 3, 4).await;
     stop_host(host, task).await;
     meta::store(cache.path(), &{
         let mut times: Vec<_> = meta::load(cache.path()).into_iter().collect();
@@ -387,8 +358,8 @@ async fn pruning_removes_exactly_the_least_recently_needed_over_budget() {
         times
     })
     .unwrap();
-    let (exit, out) = pvf(
-        cache.path(),
+    let (exit, out) = pvf_cli(
+        Some(cache.path()),
         &[
             "cache",
             "prune",
@@ -406,16 +377,16 @@ async fn pruning_removes_exactly_the_least_recently_needed_over_budget() {
     );
 
     // `ls` and `verify` see the survivor.
-    let (exit, out) = pvf(cache.path(), &["cache", "ls"]);
+    let (exit, out) = pvf_cli(Some(cache.path()), &["cache", "ls"]);
     assert_eq!(exit, 0);
     assert!(
         out.contains(&ids[2].to_string()) && out.contains(" ok"),
         "{out}"
     );
-    let (exit, _) = pvf(cache.path(), &["cache", "verify"]);
+    let (exit, _) = pvf_cli(Some(cache.path()), &["cache", "verify"]);
     assert_eq!(exit, 0);
     Corruption::FlippedPayloadByte.apply(&cache.path().join(ids[2].file_name()));
-    let (exit, out) = pvf(cache.path(), &["cache", "verify"]);
+    let (exit, out) = pvf_cli(Some(cache.path()), &["cache", "verify"]);
     assert_eq!(exit, 1, "{out}");
     assert!(out.contains("checksum"), "{out}");
 }
@@ -425,9 +396,9 @@ async fn an_artifact_deleted_while_the_host_runs_is_prepared_again() {
     let cache = tempfile::tempdir().unwrap();
     let (host, task) = start_host_task(host_config(cache.path())).await;
     let code = adder_variant(7);
-    assert_adder(&host, &code).await;
+    assert_adder_valid(&host, &code, 3, 4).await;
     std::fs::remove_file(artifact_path(cache.path(), &code)).unwrap();
-    assert_adder(&host, &code).await;
+    assert_adder_valid(&host, &code, 3, 4).await;
     assert_eq!(host.metrics().preparations(), 2);
     assert_eq!(host.metrics().bad_artifacts.get(), 1);
     assert!(artifact_path(cache.path(), &code).exists());

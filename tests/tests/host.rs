@@ -13,8 +13,8 @@ use pvf_host::{
     ArtifactStatus, Config, ExecuteArgs, HostError, InvalidReason, ValidationHost, Verdict,
 };
 use pvf_tests::{
-    adder_head, adder_params, adder_variant, child_processes, children_of, execute, guest,
-    host_config, start_host,
+    adder_head, adder_params, adder_variant, assert_adder_valid, child_processes, children_of,
+    execute, guest, host_config, start_host,
 };
 
 const LIMIT_MS: u64 = 400;
@@ -52,22 +52,6 @@ fn assert_timeout(verdict: &Verdict, limit_ms: u64) {
     assert!(
         matches!(verdict, Verdict::Invalid(InvalidReason::Timeout { cpu_ms }) if *cpu_ms >= limit_ms),
         "{verdict}"
-    );
-}
-
-async fn assert_adder_works(host: &ValidationHost) {
-    let out = execute(
-        host,
-        &guest("adder"),
-        &ExecutorParams::default(),
-        &adder_params(5, 6, 1),
-        ExecKind::Backing,
-    )
-    .await;
-    assert!(
-        matches!(&out.verdict, Verdict::Valid(r) if r.head_data == adder_head(5, 6)),
-        "{}",
-        out.verdict
     );
 }
 
@@ -134,7 +118,7 @@ async fn nine_halt_jobs_on_two_workers_all_get_a_verdict() {
         "{:?}",
         start.elapsed()
     );
-    assert_adder_works(&host).await;
+    assert_adder_valid(&host, &guest("adder"), 5, 6).await;
 }
 
 /// Starts a long halt job, waits for its worker, applies `act` to the worker's pid, and
@@ -202,11 +186,11 @@ async fn a_stopped_or_killed_worker_or_job_gives_the_documented_verdict_and_work
         matches!(&verdict, Verdict::PossiblyInvalid(m) if m.contains("did not answer")),
         "{verdict}"
     );
-    assert_adder_works(&host).await;
+    assert_adder_valid(&host, &guest("adder"), 5, 6).await;
 
     let verdict = halt_and(&host, &cache, |worker| signal(worker, Signal::SIGKILL)).await;
     assert!(matches!(&verdict, Verdict::PossiblyInvalid(_)), "{verdict}");
-    assert_adder_works(&host).await;
+    assert_adder_valid(&host, &guest("adder"), 5, 6).await;
 
     let verdict = halt_and(&host, &cache, |worker| {
         let running: Vec<i32> = children_of(worker)
@@ -223,7 +207,7 @@ async fn a_stopped_or_killed_worker_or_job_gives_the_documented_verdict_and_work
         matches!(&verdict, Verdict::PossiblyInvalid(m) if m.contains("signal 9")),
         "{verdict}"
     );
-    assert_adder_works(&host).await;
+    assert_adder_valid(&host, &guest("adder"), 5, 6).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -521,7 +505,7 @@ async fn the_metrics_endpoint_serves_polkadot_histograms_after_a_validation() {
         .await
         .unwrap();
     tokio::spawn(serve);
-    assert_adder_works(&host).await;
+    assert_adder_valid(&host, &guest("adder"), 5, 6).await;
     let mut stream = tokio::net::TcpStream::connect(bound).await.unwrap();
     stream
         .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -1,20 +1,13 @@
 //! `pvf inspect`: the report on real and test code, and the exit codes for bad input.
 
-use std::process::Command;
-
-use pvf_tests::{binaries, guest_path};
+use pvf_tests::guest_path;
 
 /// Runs `pvf inspect ARGS`; returns (exit code, stdout).
 fn inspect(args: &[&str]) -> (i32, String) {
-    let out = Command::new(&binaries().pvf)
-        .arg("inspect")
-        .args(args)
-        .output()
-        .expect("run pvf");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let args: Vec<&str> = std::iter::once("inspect")
+        .chain(args.iter().copied())
+        .collect();
+    pvf_tests::pvf_cli(None, &args)
 }
 
 #[test]

@@ -1,13 +1,12 @@
 //! The straight path through the real worker binaries: verdicts for each test guest, the
 //! corpus runtimes, the CLI's exit codes, and recovery from a killed worker.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use pvf_common::params::{ExecKind, ExecutorParams};
 use pvf_host::{InvalidReason, ValidationHost, Verdict};
 use pvf_tests::{
-    adder_head, adder_params, binaries, execute, guest, guest_path, host_config, start_host,
+    adder_head, adder_params, execute, guest, guest_path, host_config, pvf_cli, start_host,
 };
 
 async fn host(cache: &tempfile::TempDir) -> ValidationHost {
@@ -254,28 +253,14 @@ async fn killing_the_execute_worker_mid_job_gives_an_error_and_the_next_request_
     );
 }
 
-/// Runs the CLI; returns (exit code, stdout).
-fn pvf(cache: &std::path::Path, args: &[&str]) -> (i32, String) {
-    let out = Command::new(&binaries().pvf)
-        .arg("--cache-dir")
-        .arg(cache)
-        .args(args)
-        .output()
-        .expect("run pvf");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
 #[test]
 fn cli_exit_codes_follow_the_verdict_table() {
     let cache = tempfile::tempdir().unwrap();
     let c = cache.path();
     let adder = guest_path("adder");
     let params = hex::encode(adder_params(20, 22, 5));
-    let (code, out) = pvf(
-        c,
+    let (code, out) = pvf_cli(
+        Some(c),
         &["validate", adder.to_str().unwrap(), "--params-hex", &params],
     );
     assert_eq!(code, 0, "{out}");
@@ -284,10 +269,10 @@ fn cli_exit_codes_follow_the_verdict_table() {
         "{out}"
     );
 
-    let (code, _) = pvf(c, &["validate", guest_path("trap").to_str().unwrap()]);
+    let (code, _) = pvf_cli(Some(c), &["validate", guest_path("trap").to_str().unwrap()]);
     assert_eq!(code, 1);
-    let (code, out) = pvf(
-        c,
+    let (code, out) = pvf_cli(
+        Some(c),
         &[
             "validate",
             guest_path("stub-call").to_str().unwrap(),
@@ -297,18 +282,18 @@ fn cli_exit_codes_follow_the_verdict_table() {
     assert_eq!(code, 3, "{out}");
     assert!(out.contains("\"Internal\""), "{out}");
 
-    let (code, _) = pvf(c, &["validate", "/nonexistent.wasm"]);
+    let (code, _) = pvf_cli(Some(c), &["validate", "/nonexistent.wasm"]);
     assert_eq!(code, 2);
     let bad_wat = c.join("bad.wat");
     std::fs::write(&bad_wat, "(module (func").unwrap();
-    let (code, _) = pvf(c, &["validate", bad_wat.to_str().unwrap()]);
+    let (code, _) = pvf_cli(Some(c), &["validate", bad_wat.to_str().unwrap()]);
     assert_eq!(code, 2);
-    let (code, _) = pvf(
-        c,
+    let (code, _) = pvf_cli(
+        Some(c),
         &["validate", adder.to_str().unwrap(), "--params-hex", "zz"],
     );
     assert_eq!(code, 2);
-    let (code, _) = pvf(c, &["no-such-command"]);
+    let (code, _) = pvf_cli(Some(c), &["no-such-command"]);
     assert_eq!(code, 2);
 }
 
@@ -321,7 +306,7 @@ fn corpus_runtimes_prepare_through_the_real_workers() {
     assert!(!corpus.is_empty(), "the corpus holds runtimes");
     let cache = tempfile::tempdir().unwrap();
     for code in corpus {
-        let (exit, out) = pvf(cache.path(), &["prepare", code.to_str().unwrap()]);
+        let (exit, out) = pvf_cli(Some(cache.path()), &["prepare", code.to_str().unwrap()]);
         assert_eq!(exit, 0, "{}: {out}", code.display());
         assert!(out.contains("artifact size"), "{out}");
     }

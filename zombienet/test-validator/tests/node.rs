@@ -134,15 +134,5 @@ fn scrape(addr: &str) -> String {
 /// Processes whose command line names `dir`: the node and its workers (their worker dirs are
 /// inside the node's base path).
 fn processes_under(dir: &Path) -> Vec<i32> {
-    let needle = dir.to_string_lossy().into_owned();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            String::from_utf8_lossy(&cmdline).contains(&needle)
-        })
-        .collect()
+    pvf_tests::processes_matching(&dir.to_string_lossy())
 }
