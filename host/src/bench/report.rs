@@ -115,8 +115,16 @@ impl Report {
     pub fn table(&self) -> String {
         let mut rows: Vec<[String; 4]> = Vec::new();
         if let Some(l) = &self.tiny_latency {
-            rows.push(latency_row("tiny latency p50 (ms)", ms(l.p50), ms(l.baseline_p50)));
-            rows.push(latency_row("tiny latency p99 (ms)", ms(l.p99), ms(l.baseline_p99)));
+            rows.push(latency_row(
+                "tiny latency p50 (ms)",
+                ms(l.p50),
+                ms(l.baseline_p50),
+            ));
+            rows.push(latency_row(
+                "tiny latency p99 (ms)",
+                ms(l.p99),
+                ms(l.baseline_p99),
+            ));
         }
         for l in &self.runtime_latency {
             let name = format!("{} junk p50 (ms)", l.code);

@@ -50,7 +50,12 @@ pub async fn tiny(options: &Options, session: &Session) -> Result<Throughput, Be
     let code = guests::adder()?;
     let jobs = options.pick(400, 100);
     let requests: Vec<(Arc<Vec<u8>>, Vec<u8>)> = (0..jobs as u64)
-        .map(|i| (Arc::new(guests::adder_params(i, 7)), guests::adder_head(i, 7)))
+        .map(|i| {
+            (
+                Arc::new(guests::adder_params(i, 7)),
+                guests::adder_head(i, 7),
+            )
+        })
         .collect();
     bursts(options, session, &code, &requests, 0.0).await
 }
@@ -168,18 +173,20 @@ fn local_burst(
             .map(|_| {
                 std::thread::Builder::new()
                     .stack_size(stack)
-                    .spawn_scoped(scope, || loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((params, head)) = requests.get(i) else {
-                            return Ok(());
-                        };
-                        match baseline.validate(params) {
-                            Ok(result) if &result.head_data == head => {}
-                            other => {
-                                return Err(BenchError::Unexpected {
-                                    scenario: "throughput",
-                                    outcome: format!("in-process: {other:?}"),
-                                });
+                    .spawn_scoped(scope, || {
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some((params, head)) = requests.get(i) else {
+                                return Ok(());
+                            };
+                            match baseline.validate(params) {
+                                Ok(result) if &result.head_data == head => {}
+                                other => {
+                                    return Err(BenchError::Unexpected {
+                                        scenario: "throughput",
+                                        outcome: format!("in-process: {other:?}"),
+                                    });
+                                }
                             }
                         }
                     })
