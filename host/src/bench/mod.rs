@@ -115,5 +115,6 @@ async fn run_scenarios(options: &Options) -> Result<Report, BenchError> {
     session.stop().await;
     tracing::info!("bench: restart");
     report.restart = Some(restart::run(options, &corpus).await?);
+    report.finish();
     Ok(report)
 }

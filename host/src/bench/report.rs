@@ -59,6 +59,12 @@ impl Report {
         }
     }
 
+    /// Records the machine's load at the end: on a shared machine, the load over the run
+    /// says how far its numbers can be trusted.
+    pub fn finish(&mut self) {
+        self.machine["load_average_at_end"] = json!(read_trimmed("/proc/loadavg"));
+    }
+
     /// The JSON document (DESIGN.md's schema plus extra fields).
     pub fn to_json(&self) -> Value {
         let latency = |l: &Latency| {
@@ -190,6 +196,11 @@ impl Report {
                 w2 = widths[2],
                 w3 = widths[3],
             );
+        }
+        for key in ["load_average_at_start", "load_average_at_end"] {
+            if let Some(load) = self.machine[key].as_str() {
+                let _ = writeln!(out, "{}: {load}", key.replace('_', " "));
+            }
         }
         out
     }
