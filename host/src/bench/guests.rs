@@ -25,7 +25,7 @@ pub struct Code {
 
 fn wat(name: &str, source: &str) -> Result<Code, BenchError> {
     let bytes = wat::parse_str(source)
-        .map_err(|e| BenchError::Baseline(format!("the embedded {name} guest: {e}")))?;
+        .map_err(|e| BenchError::Internal(format!("the embedded {name} guest: {e}")))?;
     Ok(Code {
         name: name.into(),
         bytes: Arc::new(bytes),

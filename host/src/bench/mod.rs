@@ -71,6 +71,9 @@ pub enum BenchError {
     /// The in-process baseline failed otherwise.
     #[error("in-process baseline: {0}")]
     Baseline(String),
+    /// The bench's own machinery failed (a task or thread died, an embedded guest is bad).
+    #[error("bench: {0}")]
+    Internal(String),
     /// A run gave a different answer than the scenario expects, so its timing means nothing.
     #[error("{scenario}: unexpected outcome: {outcome}")]
     Unexpected {
@@ -97,7 +100,7 @@ pub fn run(options: Options) -> Result<Report, BenchError> {
             runtime.block_on(run_scenarios(&options))
         })?
         .join()
-        .map_err(|_| BenchError::Baseline("the bench thread panicked".into()))?
+        .map_err(|_| BenchError::Internal("the bench thread panicked".into()))?
 }
 
 async fn run_scenarios(options: &Options) -> Result<Report, BenchError> {

@@ -64,7 +64,7 @@ pub async fn run(options: &Options, corpus: &[Code]) -> Result<Restart, BenchErr
             });
         }
         while let Some(joined) = prepares.join_next().await {
-            joined.map_err(|e| BenchError::Baseline(format!("a precheck task failed: {e}")))??;
+            joined.map_err(|e| BenchError::Internal(format!("a precheck task failed: {e}")))??;
         }
         let (execution, _) = session.execute(first, params.clone()).await?;
         cold.push(start.elapsed());

@@ -11,7 +11,7 @@ use pvf_common::params::ExecutorParams;
 use super::baseline::InProcess;
 use super::guests::{self, Code};
 use super::session::{self, Session, cores};
-use super::stats::median_f64;
+use super::stats::{median_f64, ms};
 use super::{BenchError, Options};
 use crate::verdict::Verdict;
 
@@ -28,8 +28,8 @@ pub struct Throughput {
     pub jobs: usize,
     /// Rounds measured.
     pub rounds: usize,
-    /// Wall time of one in-process job (CPU scenario: the calibrated work).
-    pub job_ms: f64,
+    /// Wall time of one calibrated in-process job (the CPU scenario only).
+    pub job_ms: Option<f64>,
 }
 
 impl Throughput {
@@ -57,7 +57,7 @@ pub async fn tiny(options: &Options, session: &Session) -> Result<Throughput, Be
             )
         })
         .collect();
-    bursts(options, session, &code, &requests, 0.0).await
+    bursts(options, session, &code, &requests, None).await
 }
 
 /// Scenario 4: many CPU-bound requests at once, each calibrated to about 50 ms in-process.
@@ -75,7 +75,7 @@ pub async fn cpu(options: &Options, session: &Session) -> Result<Throughput, Ben
         .head_data;
     let jobs = cores() * options.pick(8, 2);
     let requests = vec![(params, head); jobs];
-    bursts(options, session, &code, &requests, job.as_secs_f64() * 1e3).await
+    bursts(options, session, &code, &requests, Some(ms(job))).await
 }
 
 /// Finds the iteration count that takes about `target` in-process.
@@ -103,7 +103,7 @@ async fn bursts(
     session: &Session,
     code: &Code,
     requests: &[(Arc<Vec<u8>>, Vec<u8>)],
-    job_ms: f64,
+    job_ms: Option<f64>,
 ) -> Result<Throughput, BenchError> {
     session.precheck(code).await?;
     let baseline = InProcess::load(&code.bytes, &ExecutorParams::default())?;
@@ -154,7 +154,7 @@ async fn host_burst(
         });
     }
     while let Some(joined) = set.join_next().await {
-        joined.map_err(|e| BenchError::Baseline(format!("a request task failed: {e}")))??;
+        joined.map_err(|e| BenchError::Internal(format!("a request task failed: {e}")))??;
     }
     Ok(requests.len() as f64 / start.elapsed().as_secs_f64())
 }
