@@ -16,7 +16,7 @@ use pvf_common::worker::job_process::{JobEnd, JobLimits, ReadyJob, RunnerError, 
 use pvf_common::worker::{Handler, WorkerContext};
 use wasmtime::{Engine, Module};
 
-use crate::runtime::Runtime;
+use pvf_execute_worker::runtime::Runtime;
 
 /// What the worker keeps between jobs: one engine per set of preparation parameters, each
 /// artifact's runtime (loaded and verified once), and the next job process, forked while

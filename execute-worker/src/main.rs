@@ -9,11 +9,7 @@
 //! worker (ahead of time, while the worker is idle), so it starts with the module already
 //! in memory.
 
-mod allocator;
-mod host_functions;
 mod job;
-mod pov;
-mod runtime;
 
 use std::process::ExitCode;
 

@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod artifacts;
+pub mod bench;
 pub mod config;
 pub mod coordinator;
 pub mod execute;

@@ -5,7 +5,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use pvf_common::artifact::{self, Header};
-use pvf_common::compress::{CODE_BOMB_LIMIT, maybe_decompress};
 use pvf_common::engine;
 use pvf_common::error::PrepareError;
 use pvf_common::message::{PrepareRequest, PrepareResponse, Prepared};
@@ -14,8 +13,6 @@ use pvf_common::worker::job_process::{JobEnd, JobLimits, run_job};
 use pvf_common::worker::{Handler, JobDeath, WorkerContext};
 
 use crate::alloc::{EXIT_OUT_OF_MEMORY, set_limit};
-use crate::instrument::limit_stack;
-use crate::prevalidate::prevalidate;
 
 /// The job directory's name inside the worker dir; one job runs at a time.
 const JOB_DIR: &str = "job";
@@ -94,17 +91,8 @@ fn prepare_in(ctx: &WorkerContext, job_dir: &Path, request: &PrepareRequest) -> 
 /// instrumentation).
 fn compile_into(request: &PrepareRequest, out: &Path) -> Result<u64, PrepareError> {
     set_limit(request.params.prepare_memory_max);
-    let code = maybe_decompress(&request.code, CODE_BOMB_LIMIT)
-        .map_err(|e| PrepareError::Decompress(e.to_string()))?;
-    prevalidate(&code, &request.params).map_err(PrepareError::Prevalidation)?;
-    let code_len = code.len() as u64;
-    let code = limit_stack(&code, request.params.stack_logical_max)
-        .map_err(|e| PrepareError::Prevalidation(e.to_string()))?;
-    let engine =
-        engine::engine(&request.params).map_err(|e| PrepareError::Internal(e.to_string()))?;
-    let payload = engine
-        .precompile_module(&code)
-        .map_err(|e| PrepareError::Compile(format!("{e:#}")))?;
+    let pvf_prepare_worker::Compiled { payload, code_len } =
+        pvf_prepare_worker::compile(&request.code, &request.params)?;
     let fingerprint = engine::fingerprint().map_err(|e| PrepareError::Internal(e.to_string()))?;
     let header = Header::describe(fingerprint, request.id, &payload);
     artifact::write(out, &header, &payload)

@@ -10,9 +10,7 @@
 //! outcome. The host then moves the artifact into its cache.
 
 mod alloc;
-mod instrument;
 mod job;
-mod prevalidate;
 
 use std::process::ExitCode;
 

@@ -105,7 +105,7 @@ fn main() {
         serde_json_restart(
             ms(cold),
             ms(warm),
-            ms(cold) / ms(warm).max(f64::MIN_POSITIVE)
+            ms(warm) / ms(cold).max(f64::MIN_POSITIVE)
         )
     );
 }

@@ -1,6 +1,7 @@
 //! `pvf` subcommands, one file each, sharing the global options and input loading.
 
 mod batch;
+mod bench;
 mod cache;
 mod input;
 mod inspect;
@@ -43,6 +44,7 @@ enum Command {
     Validate(validate::Args),
     Prepare(prepare::Args),
     Batch(batch::Args),
+    Bench(bench::Args),
     Serve(serve::Args),
     Cache(cache::Args),
     Inspect(inspect::Args),
@@ -98,6 +100,7 @@ pub fn run() -> ExitCode {
     let command = match cli.command {
         Command::Cache(args) => return cache::run(config, args),
         Command::Inspect(args) => return inspect::run(args),
+        Command::Bench(args) => return bench::run(config, args),
         other => other,
     };
     let runtime = match tokio::runtime::Runtime::new() {
@@ -114,7 +117,7 @@ pub fn run() -> ExitCode {
             Command::Batch(args) => batch::run(config, args).await,
             Command::Serve(args) => serve::run(config, args).await,
             Command::Security(args) => security::run(config, args).await,
-            Command::Cache(_) | Command::Inspect(_) => ExitCode::Usage,
+            Command::Cache(_) | Command::Inspect(_) | Command::Bench(_) => ExitCode::Usage,
         }
     })
 }
