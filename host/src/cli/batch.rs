@@ -36,15 +36,10 @@ pub async fn run(mut config: pvf_host::Config, args: Args) -> ExitCode {
         config.execute_workers_max = workers;
     }
     config.max_queued_executions = config.max_queued_executions.max(requests.len());
-    let host = match super::start_host(config).await {
+    let host = match super::start_host_serving_metrics(config, args.prometheus_port).await {
         Ok(host) => host,
         Err(code) => return code,
     };
-    if let Some(port) = args.prometheus_port
-        && let Err(code) = super::serve_metrics(&host, port).await
-    {
-        return code;
-    }
     let total = requests.len();
     let started = Instant::now();
     let mut tasks = JoinSet::new();

@@ -142,6 +142,19 @@ async fn start_host(config: Config) -> Result<ValidationHost, ExitCode> {
     }
 }
 
+/// Starts the host, and serves its metrics on 127.0.0.1:`port` when a port is given: the
+/// long-running commands' start.
+async fn start_host_serving_metrics(
+    config: Config,
+    port: Option<u16>,
+) -> Result<ValidationHost, ExitCode> {
+    let host = start_host(config).await?;
+    if let Some(port) = port {
+        serve_metrics(&host, port).await?;
+    }
+    Ok(host)
+}
+
 /// Serves the host's metrics on 127.0.0.1:`port` for as long as the command runs.
 async fn serve_metrics(host: &ValidationHost, port: u16) -> Result<(), ExitCode> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));

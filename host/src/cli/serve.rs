@@ -24,15 +24,10 @@ pub async fn run(mut config: pvf_host::Config, args: Args) -> ExitCode {
     if let Some(workers) = args.workers {
         config.execute_workers_max = workers;
     }
-    let host = match super::start_host(config).await {
+    let host = match super::start_host_serving_metrics(config, args.prometheus_port).await {
         Ok(host) => host,
         Err(code) => return code,
     };
-    if let Some(port) = args.prometheus_port
-        && let Err(code) = super::serve_metrics(&host, port).await
-    {
-        return code;
-    }
     let mut codes = super::input::CodeCache::default();
     let mut lines = stdin_lines();
     let mut tasks = JoinSet::new();
