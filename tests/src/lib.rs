@@ -249,12 +249,47 @@ pub fn cpu_heavy() -> &'static tokio::sync::Mutex<()> {
 /// The adder guest made distinct by a trailing custom section holding `n`: same behaviour,
 /// another code hash, so another artifact.
 pub fn adder_variant(n: u32) -> Vec<u8> {
-    let mut code = guest("adder");
+    variant_of(guest("adder"), n)
+}
+
+/// `code` with a trailing custom section holding `n`.
+fn variant_of(mut code: Vec<u8>, n: u32) -> Vec<u8> {
     let payload = n.to_le_bytes();
     // Custom section: id 0, size, name length 1, name "n", then the payload.
     code.extend_from_slice(&[0, 2 + payload.len() as u8, 1, b'n']);
     code.extend_from_slice(&payload);
     code
+}
+
+/// A valid guest whose compilation takes tens of milliseconds of CPU on any machine (about
+/// 60 ms here): many functions with long bodies. Tests that need a preparation to miss a
+/// 1 ms limit, or a preparation to stay in progress while a test acts, use it: the adder can
+/// compile within 1 ms on a fast, idle machine. Each `n` gives another code hash.
+pub fn slow_to_compile_guest(n: u32) -> Vec<u8> {
+    let body: String = (0..20)
+        .map(|i| {
+            format!(
+                "(local.set $x (i32.add (i32.mul (local.get $x) (i32.const {})) \
+                 (i32.load (local.get $x))))",
+                i + 3
+            )
+        })
+        .collect();
+    let functions: String = (0..300)
+        .map(|i| {
+            format!("(func (export \"f{i}\") (param $x i32) (result i32) {body} (local.get $x))\n")
+        })
+        .collect();
+    let module = format!(
+        "(module (memory (export \"memory\") 2) \
+         (global (export \"__heap_base\") i32 (i32.const 65536)) \
+         (func (export \"validate_block\") (param i32 i32) (result i64) unreachable)\n\
+         {functions})"
+    );
+    variant_of(
+        wat::parse_str(module).expect("the generated guest is valid WAT"),
+        n,
+    )
 }
 
 /// Runs the `pvf` CLI (with `--cache-dir` when given); returns its exit code and stdout.

@@ -14,7 +14,7 @@ use pvf_host::{
 };
 use pvf_tests::{
     adder_head, adder_params, adder_variant, assert_adder_valid, child_processes, children_of,
-    execute, guest, host_config, start_host,
+    execute, guest, host_config, slow_to_compile_guest, start_host,
 };
 
 const LIMIT_MS: u64 = 400;
@@ -328,7 +328,7 @@ async fn a_critical_request_overtakes_queued_background_preparations() {
     }))
     .await;
     let p = ExecutorParams::default();
-    let background: Vec<Vec<u8>> = (100..112).map(adder_variant).collect();
+    let background: Vec<Vec<u8>> = (100..112).map(slow_to_compile_guest).collect();
     host.heads_up(
         background
             .iter()
@@ -396,13 +396,14 @@ async fn failed_preparations_are_remembered_and_retried_after_the_cooldown() {
         c.prepare_max_attempts = 2;
     }))
     .await;
-    // A 1 ms preparation limit cannot be met: a non-deterministic failure (the CPU limit or,
-    // at 4 ms, the wall-clock backstop, whichever the scheduler lets fire first).
+    // A 1 ms preparation limit cannot be met by a guest that takes tens of milliseconds to
+    // compile: a non-deterministic failure (the CPU limit or, at 4 ms, the wall-clock
+    // backstop, whichever the scheduler lets fire first).
     let p = ExecutorParams {
         lenient_prepare_timeout_ms: 1,
         ..ExecutorParams::default()
     };
-    let code = guest("adder");
+    let code = slow_to_compile_guest(0);
     let vp = adder_params(1, 1, 1);
     let run = || execute(&host, &code, &p, &vp, ExecKind::Backing);
     let out = run().await;
