@@ -258,7 +258,10 @@ fn supervise<T: Decode>(
                 drain(&mut pipe, &mut output).map_err(RunnerError::Supervise)?;
             }
             let (status, cpu) = guard.reap().map_err(RunnerError::Supervise)?;
-            return Ok(conclude(status, cpu, &output));
+            return Ok(enforce_cpu_limit(
+                conclude(status, cpu, &output),
+                limits.cpu,
+            ));
         }
     }
 }
@@ -280,6 +283,15 @@ fn conclude<T: Decode>(status: libc::c_int, cpu: Duration, output: &[u8]) -> Job
     match T::decode_all(&mut &output[..]) {
         Ok(value) => JobEnd::Finished { value, cpu },
         Err(e) => JobEnd::Died(JobDeath::Garbled(format!("undecodable job result: {e}"))),
+    }
+}
+
+/// A job that finished past its CPU limit timed out all the same: whether the supervisor
+/// woke before the job exited must not change the verdict.
+fn enforce_cpu_limit<T>(end: JobEnd<T>, limit: Duration) -> JobEnd<T> {
+    match end {
+        JobEnd::Finished { cpu, .. } if cpu >= limit => JobEnd::TimedOut { cpu },
+        end => end,
     }
 }
 
@@ -447,6 +459,26 @@ mod tests {
         .unwrap();
         assert!(matches!(end, JobEnd::TimedOut { cpu } if cpu >= Duration::from_millis(200)));
         assert!(start.elapsed() < Duration::from_millis(800));
+    }
+
+    #[test]
+    fn a_job_that_finished_past_its_cpu_limit_timed_out() {
+        let limit = Duration::from_millis(10);
+        let finished = |ms| JobEnd::Finished {
+            value: 0u32,
+            cpu: Duration::from_millis(ms),
+        };
+        assert_eq!(
+            enforce_cpu_limit(finished(10), limit),
+            JobEnd::TimedOut {
+                cpu: Duration::from_millis(10)
+            }
+        );
+        assert_eq!(enforce_cpu_limit(finished(9), limit), finished(9));
+        assert_eq!(
+            enforce_cpu_limit(JobEnd::<u32>::Died(JobDeath::Seccomp), limit),
+            JobEnd::Died(JobDeath::Seccomp)
+        );
     }
 
     #[test]
