@@ -44,6 +44,8 @@ pub struct Prepared {
     pub code_len: u64,
     /// CPU time the job used, in milliseconds.
     pub cpu_ms: u64,
+    /// The job's peak resident memory in KiB.
+    pub max_rss_kib: u64,
 }
 
 /// A prepare worker's answer.

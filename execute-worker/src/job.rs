@@ -89,6 +89,7 @@ fn response(end: Result<JobEnd<JobOutput>, RunnerError>) -> ExecuteResponse {
         Ok(JobEnd::Finished {
             value: Ok(result),
             cpu,
+            ..
         }) => ExecuteResponse::Ok {
             result,
             cpu_ms: cpu.as_millis() as u64,

@@ -139,6 +139,7 @@ impl State {
                 size: entry.size,
                 cached: true,
                 prepare_time: Duration::ZERO,
+                prepare_max_rss_kib: None,
             };
             self.inner.artifacts.touch(&id, SystemTime::now());
             let _ = reply.send(Ok(info));
@@ -268,6 +269,7 @@ impl State {
                 size: p.size,
                 cached: false,
                 prepare_time: p.duration,
+                prepare_max_rss_kib: Some(p.max_rss_kib),
             }));
         }
         for mut job in waiters.executions {

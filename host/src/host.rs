@@ -84,6 +84,8 @@ pub struct ArtifactInfo {
     pub cached: bool,
     /// Time spent preparing it for this request (zero when cached).
     pub prepare_time: Duration,
+    /// The preparation job's peak resident memory in KiB (`None` when cached).
+    pub prepare_max_rss_kib: Option<u64>,
 }
 
 /// Where an artifact stands.

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
+use crate::prepare::PreparedArtifact;
+
 /// Worker flavor label values, as Polkadot spells them.
 #[derive(Clone, Copy, Debug)]
 pub enum Flavor {
@@ -36,6 +38,7 @@ pub struct Metrics {
     execute_enqueued: IntCounter,
     execute_finished: IntCounter,
     preparation_time: Histogram,
+    preparation_max_rss: Histogram,
     execution_time: Histogram,
     execution_queued_time: Histogram,
     /// Preparations waiting for a worker.
@@ -110,6 +113,12 @@ impl Metrics {
                     0.1, 0.5, 1.0, 2.0, 3.0, 10.0, 20.0, 30.0, 60.0, 120.0, 240.0, 360.0, 480.0,
                 ],
             )?,
+            // 8 MiB to 4 GiB: a runtime's compilation needs hundreds of MiB.
+            preparation_max_rss: histogram(
+                "polkadot_pvf_preparation_max_rss",
+                "ru_maxrss (maximum resident set size) observed for preparation (in kilobytes)",
+                &prometheus::exponential_buckets(8192.0, 2.0, 10)?,
+            )?,
             execution_time: histogram(
                 "polkadot_pvf_execution_time",
                 "Time spent in executing PVFs",
@@ -179,6 +188,7 @@ impl Metrics {
         r.register(Box::new(self.execute_enqueued.clone()))?;
         r.register(Box::new(self.execute_finished.clone()))?;
         r.register(Box::new(self.preparation_time.clone()))?;
+        r.register(Box::new(self.preparation_max_rss.clone()))?;
         r.register(Box::new(self.execution_time.clone()))?;
         r.register(Box::new(self.execution_queued_time.clone()))?;
         r.register(Box::new(self.prepare_queue_depth.clone()))?;
@@ -232,11 +242,14 @@ impl Metrics {
         self.prepare_enqueued.inc();
     }
 
-    /// A preparation concluded, successfully after `time` on a worker, or not (`None`).
-    pub fn prepare_concluded(&self, time: Option<Duration>) {
+    /// A preparation concluded, successfully (with what it took) or not (`None`).
+    pub fn prepare_concluded(&self, prepared: Option<&PreparedArtifact>) {
         self.prepare_concluded.inc();
-        if let Some(time) = time {
-            self.preparation_time.observe(time.as_secs_f64());
+        if let Some(prepared) = prepared {
+            self.preparation_time
+                .observe(prepared.duration.as_secs_f64());
+            self.preparation_max_rss
+                .observe(prepared.max_rss_kib as f64);
         }
     }
 

@@ -54,8 +54,12 @@ fn prepare_in(ctx: &WorkerContext, job_dir: &Path, request: &PrepareRequest) -> 
         || compile_into(request, &artifact_path),
     )
     .map_err(|e| PrepareError::Internal(e.to_string()))?;
-    let (code_len, cpu) = match end {
-        JobEnd::Finished { value, cpu } => (value?, cpu),
+    let (code_len, cpu, max_rss_kib) = match end {
+        JobEnd::Finished {
+            value,
+            cpu,
+            max_rss_kib,
+        } => (value?, cpu, max_rss_kib),
         JobEnd::TimedOut { cpu } => {
             return Err(PrepareError::TimedOut {
                 cpu_ms: cpu.as_millis() as u64,
@@ -84,6 +88,7 @@ fn prepare_in(ctx: &WorkerContext, job_dir: &Path, request: &PrepareRequest) -> 
         artifact_len,
         code_len,
         cpu_ms: cpu.as_millis() as u64,
+        max_rss_kib,
     })
 }
 

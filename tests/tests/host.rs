@@ -520,6 +520,7 @@ async fn the_metrics_endpoint_serves_polkadot_histograms_after_a_validation() {
         "polkadot_pvf_execution_time_bucket{le=\"1\"} 1",
         "polkadot_pvf_execution_time_count 1",
         "polkadot_pvf_preparation_time_bucket{le=\"480\"} 1",
+        "polkadot_pvf_preparation_max_rss_bucket{le=\"4194304\"} 1",
         "polkadot_pvf_execution_queued_time_count 1",
         "polkadot_pvf_worker_spawned{flavor=\"execute\"} 1",
         "polkadot_pvf_worker_spawned{flavor=\"prepare\"} 1",

@@ -309,5 +309,13 @@ fn corpus_runtimes_prepare_through_the_real_workers() {
         let (exit, out) = pvf_cli(Some(cache.path()), &["prepare", code.to_str().unwrap()]);
         assert_eq!(exit, 0, "{}: {out}", code.display());
         assert!(out.contains("artifact size"), "{out}");
+        // Compiling a runtime takes far more memory than the worker it was forked from.
+        let peak_mib: f64 = out
+            .lines()
+            .find_map(|l| l.strip_prefix("prepare peak memory: "))
+            .and_then(|v| v.strip_suffix(" MiB"))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no peak memory in {out}"));
+        assert!(peak_mib > 32.0, "{peak_mib} MiB");
     }
 }

@@ -58,6 +58,9 @@ pub enum JobEnd<T> {
         value: T,
         /// CPU time the job used.
         cpu: Duration,
+        /// The job's peak resident memory in KiB (`ru_maxrss`; it includes the pages the job
+        /// inherited from its worker).
+        max_rss_kib: u64,
     },
     /// The job used up its CPU time and was killed.
     TimedOut {
@@ -257,9 +260,9 @@ fn supervise<T: Decode>(
             if pipe_open {
                 drain(&mut pipe, &mut output).map_err(RunnerError::Supervise)?;
             }
-            let (status, cpu) = guard.reap().map_err(RunnerError::Supervise)?;
+            let (status, usage) = guard.reap().map_err(RunnerError::Supervise)?;
             return Ok(enforce_cpu_limit(
-                conclude(status, cpu, &output),
+                conclude(status, usage, &output),
                 limits.cpu,
             ));
         }
@@ -267,7 +270,7 @@ fn supervise<T: Decode>(
 }
 
 /// Turns the child's wait status and output into a [`JobEnd`].
-fn conclude<T: Decode>(status: libc::c_int, cpu: Duration, output: &[u8]) -> JobEnd<T> {
+fn conclude<T: Decode>(status: libc::c_int, usage: Usage, output: &[u8]) -> JobEnd<T> {
     if libc::WIFSIGNALED(status) {
         let signal = libc::WTERMSIG(status);
         return JobEnd::Died(if signal == libc::SIGSYS {
@@ -281,7 +284,11 @@ fn conclude<T: Decode>(status: libc::c_int, cpu: Duration, output: &[u8]) -> Job
         return JobEnd::Died(JobDeath::Exited(code));
     }
     match T::decode_all(&mut &output[..]) {
-        Ok(value) => JobEnd::Finished { value, cpu },
+        Ok(value) => JobEnd::Finished {
+            value,
+            cpu: usage.cpu,
+            max_rss_kib: usage.max_rss_kib,
+        },
         Err(e) => JobEnd::Died(JobDeath::Garbled(format!("undecodable job result: {e}"))),
     }
 }
@@ -324,8 +331,8 @@ impl KillOnDrop {
         end
     }
 
-    /// Waits for the child; returns its status and CPU time.
-    fn reap(self) -> std::io::Result<(libc::c_int, Duration)> {
+    /// Waits for the child; returns its status and what it used.
+    fn reap(self) -> std::io::Result<(libc::c_int, Usage)> {
         let pid = self.0;
         std::mem::forget(self);
         let mut status = 0;
@@ -342,9 +349,19 @@ impl KillOnDrop {
                 return Err(err);
             }
         }
-        let cpu = timeval(usage.ru_utime) + timeval(usage.ru_stime);
-        Ok((status, cpu))
+        let used = Usage {
+            cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
+            // Linux reports ru_maxrss in KiB.
+            max_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
+        };
+        Ok((status, used))
     }
+}
+
+/// What a reaped job used.
+struct Usage {
+    cpu: Duration,
+    max_rss_kib: u64,
 }
 
 impl Drop for KillOnDrop {
@@ -448,6 +465,20 @@ mod tests {
     }
 
     #[test]
+    fn reports_the_peak_memory_of_the_job() {
+        const TOUCHED: usize = 64 * 1024 * 1024;
+        let end = run_job(limits(5_000), no_confine, || {
+            let buffer = std::hint::black_box(vec![1u8; TOUCHED]);
+            buffer.len() as u32
+        })
+        .unwrap();
+        let JobEnd::Finished { max_rss_kib, .. } = end else {
+            panic!("{end:?}");
+        };
+        assert!(max_rss_kib >= (TOUCHED / 1024) as u64, "{max_rss_kib} KiB");
+    }
+
+    #[test]
     fn cpu_limit_kills_a_spinning_job() {
         let start = Instant::now();
         let end = run_job(limits(200), no_confine, || -> u32 {
@@ -467,6 +498,7 @@ mod tests {
         let finished = |ms| JobEnd::Finished {
             value: 0u32,
             cpu: Duration::from_millis(ms),
+            max_rss_kib: 0,
         };
         assert_eq!(
             enforce_cpu_limit(finished(10), limit),

@@ -39,6 +39,7 @@ pub async fn run(config: pvf_host::Config, args: Args) -> ExitCode {
                     "artifact_bytes": prepared.size,
                     "cached": prepared.cached,
                     "prepare_ms": ms,
+                    "prepare_max_rss_kib": prepared.prepare_max_rss_kib,
                 });
                 println!("{report}");
             } else {
@@ -46,6 +47,9 @@ pub async fn run(config: pvf_host::Config, args: Args) -> ExitCode {
                 println!("artifact size: {} bytes", prepared.size);
                 let how = if prepared.cached { " (cached)" } else { "" };
                 println!("prepare time: {ms:.1} ms{how}");
+                if let Some(kib) = prepared.prepare_max_rss_kib {
+                    println!("prepare peak memory: {:.1} MiB", kib as f64 / 1024.0);
+                }
             }
             ExitCode::Ok
         }

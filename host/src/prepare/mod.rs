@@ -38,4 +38,6 @@ pub struct PreparedArtifact {
     pub size: u64,
     /// Wall time from handing the job to a worker to its answer.
     pub duration: Duration,
+    /// The preparation job's peak resident memory in KiB.
+    pub max_rss_kib: u64,
 }

@@ -59,12 +59,14 @@ pub async fn run(
                 artifact = %job.id,
                 bytes = prepared.artifact_len,
                 cpu_ms = prepared.cpu_ms,
+                max_rss_kib = prepared.max_rss_kib,
                 "prepared"
             );
             PreparedArtifact {
                 path,
                 size: prepared.artifact_len,
                 duration,
+                max_rss_kib: prepared.max_rss_kib,
             }
         });
     (Some(worker), result)

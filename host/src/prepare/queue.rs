@@ -164,8 +164,7 @@ impl State {
     }
 
     fn conclude(&mut self, id: ArtifactId, result: Result<PreparedArtifact, PrepareError>) {
-        let time = result.as_ref().ok().map(|p| p.duration);
-        self.metrics.prepare_concluded(time);
+        self.metrics.prepare_concluded(result.as_ref().ok());
         let _ = self.out.send(Concluded { id, result });
     }
 
