@@ -110,6 +110,7 @@ impl Worker {
     fn fork(&self, ctx: &WorkerContext) -> Result<ReadyJob<JobOutput>, RunnerError> {
         let runtimes = &self.runtimes;
         prefork(
+            ctx.job_isolation(),
             || sandbox::confine_job(ctx),
             |input: JobInput| {
                 let runtime = runtimes.get(&input.id).ok_or_else(|| {

@@ -50,6 +50,7 @@ fn prepare_in(ctx: &WorkerContext, job_dir: &Path, request: &PrepareRequest) -> 
     let limits = JobLimits::from_cpu(Duration::from_millis(request.timeout_ms));
     let end = run_job(
         limits,
+        ctx.job_isolation(),
         || sandbox::confine_job(ctx),
         || compile_into(request, &artifact_path),
     )

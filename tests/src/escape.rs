@@ -25,6 +25,8 @@ pub struct AttemptRequest {
     pub name: String,
     /// The test process's pid (the "host").
     pub host_pid: u32,
+    /// The worker's pid, as the host sees it.
+    pub worker_pid: u32,
     /// A world-writable directory outside the worker dir.
     pub outside_dir: String,
     /// A Unix socket the host listens on.
@@ -173,13 +175,13 @@ pub const ATTEMPTS: &[Attempt] = &[
     Attempt {
         name: "job_cannot_signal_the_host",
         kind: WorkerKind::Execute,
-        blockers: &[&[Landlock], &[Seccomp]],
+        blockers: &[&[Namespaces], &[Landlock], &[Seccomp]],
         body: kill_host,
     },
     Attempt {
         name: "job_cannot_signal_the_worker",
         kind: WorkerKind::Execute,
-        blockers: &[&[Seccomp]],
+        blockers: &[&[Namespaces], &[Seccomp]],
         body: kill_worker,
     },
     Attempt {
@@ -292,6 +294,7 @@ fn run(ctx: &WorkerContext, request: AttemptRequest) -> AttemptOutcome {
     let limits = JobLimits::from_cpu(Duration::from_secs(10));
     let end = run_job(
         limits,
+        ctx.job_isolation(),
         || sandbox::confine_job(&ctx),
         || (attempt.body)(&request, &ctx),
     );
@@ -461,9 +464,12 @@ fn kill_host(r: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
     libc_result(unsafe { libc::kill(r.host_pid as i32, 0) }, "kill(host, 0)")
 }
 
-fn kill_worker(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+fn kill_worker(r: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
     // SAFETY: signal 0 only checks permission; nothing is delivered.
-    libc_result(unsafe { libc::kill(libc::getppid(), 0) }, "kill(worker, 0)")
+    libc_result(
+        unsafe { libc::kill(r.worker_pid as i32, 0) },
+        "kill(worker, 0)",
+    )
 }
 
 fn ptrace_attach(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {

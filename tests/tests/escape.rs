@@ -49,10 +49,11 @@ impl World {
         }
     }
 
-    fn request(&self, name: &str) -> AttemptRequest {
+    fn request(&self, name: &str, worker_pid: u32) -> AttemptRequest {
         AttemptRequest {
             name: name.into(),
             host_pid: std::process::id(),
+            worker_pid,
             outside_dir: self.outside.path().display().to_string(),
             host_socket: self.host_socket_path.display().to_string(),
             tcp_port: self.tcp.local_addr().unwrap().port(),
@@ -117,7 +118,10 @@ async fn run(world: &World, name: &str, layers: Layers) -> Option<AttemptOutcome
         std::os::unix::fs::symlink("/etc/passwd", worker.dir().join(PLANTED_LINK)).unwrap();
     }
     let outcome = worker
-        .call::<_, AttemptOutcome>(&world.request(name), Duration::from_secs(60))
+        .call::<_, AttemptOutcome>(
+            &world.request(name, worker.pid().expect("a live worker")),
+            Duration::from_secs(60),
+        )
         .await
         .unwrap_or_else(|e| panic!("{name}: escape worker failed: {e}"));
     Some(outcome)
@@ -252,7 +256,7 @@ async fn worker_and_job_processes_show_the_sandbox() {
     assert_eq!(names(worker.dir()), vec!["marker".to_string()]);
 
     // During a job, the job process is under seccomp too.
-    let request = world.request("job_can_sleep");
+    let request = world.request("job_can_sleep", pid);
     let call = worker.call::<_, AttemptOutcome>(&request, Duration::from_secs(30));
     let look = async {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -263,12 +267,26 @@ async fn worker_and_job_processes_show_the_sandbox() {
             .expect("a job process")
             .parse()
             .unwrap();
-        (proc_status(job, "Seccomp"), proc_status(job, "NoNewPrivs"))
+        let namespace =
+            |pid: u32, ns: &str| std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
+        let own_namespaces = ["pid", "user"].map(|ns| namespace(job, ns) != namespace(pid, ns));
+        (
+            proc_status(job, "Seccomp"),
+            proc_status(job, "NoNewPrivs"),
+            proc_status(job, "NSpid"),
+            proc_status(job, "CapEff"),
+            own_namespaces,
+        )
     };
-    let (outcome, (seccomp, nnp)) = tokio::join!(call, look);
+    let (outcome, (seccomp, nnp, ns_pid, caps, own_namespaces)) = tokio::join!(call, look);
     assert!(outcome.unwrap().reached());
     assert_eq!(seccomp, "2");
     assert_eq!(nnp, "1");
+    // The job is PID 1 of its own PID namespace, in its own user namespace, and holds no
+    // capability there.
+    assert_eq!(own_namespaces, [true, true]);
+    assert!(ns_pid.ends_with("\t1"), "NSpid {ns_pid:?}");
+    assert_eq!(caps, "0000000000000000");
 }
 
 /// As root, re-runs every attempt test as a new unprivileged user (root's home is 0700

@@ -5,8 +5,10 @@
 //!   single-threaded: clear the environment, close stray fds, enter namespaces and pivot
 //!   into the worker dir, apply Landlock, set `no_new_privs`, install the worker's seccomp
 //!   filter.
-//! - [`confine_job`] runs in each job process before it touches untrusted bytes: rlimits,
-//!   then the job's seccomp filter, last.
+//! - [`confine_job`] runs in each job process before it touches untrusted bytes: give up
+//!   the capabilities of the job's own user namespace, rlimits, then the job's seccomp
+//!   filter, last. (The job was forked into its own user and PID namespaces:
+//!   [`WorkerContext::job_isolation`].)
 //!
 //! Threat model (DESIGN.md): a compiler or runtime bug gives the guest arbitrary code
 //! execution in the job process. It must not read or write outside the worker dir, reach the
@@ -24,6 +26,7 @@ use parity_scale_codec::{Decode, Encode};
 use seccompiler::BpfProgram;
 
 use crate::worker::WorkerArgs;
+use crate::worker::job_process::JobIsolation;
 use rlimits::JobRlimits;
 
 /// Which worker is being sandboxed; the layers differ (prepare writes, execute only reads).
@@ -52,7 +55,7 @@ pub enum SandboxMode {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
 pub enum Layer {
     /// User, mount, network, IPC, UTS and cgroup namespaces, and `pivot_root` into the
-    /// worker dir.
+    /// worker dir; each job in its own user and PID namespace.
     #[codec(index = 0)]
     Namespaces,
     /// Landlock filesystem, network and signal rules.
@@ -166,6 +169,18 @@ pub struct WorkerContext {
     pub job_filters: Option<Vec<BpfProgram>>,
 }
 
+impl WorkerContext {
+    /// How this worker's jobs are created: in their own PID namespace when the namespaces
+    /// layer is on.
+    pub fn job_isolation(&self) -> JobIsolation {
+        if self.layers.has(Layer::Namespaces) {
+            JobIsolation::OwnPidNamespace
+        } else {
+            JobIsolation::Fork
+        }
+    }
+}
+
 /// Hardens the worker process once, before its first job. Every requested layer is
 /// attempted and reported; the caller refuses to serve if one failed.
 pub fn harden_worker(
@@ -216,7 +231,7 @@ fn apply_worker_layer(layer: Layer, ctx: &mut WorkerContext) -> Result<String, S
                 .map_err(|e| e.to_string())?;
             ctx.dir = PathBuf::from("/");
             Ok(format!(
-                "user, mount, net, ipc, uts, cgroup; root = worker dir (nodev, nosuid, noexec{}); uid {} without capabilities",
+                "user, mount, net, ipc, uts, cgroup; root = worker dir (nodev, nosuid, noexec{}); uid {} without capabilities; each job in its own user and PID namespace",
                 if ctx.kind == WorkerKind::Execute {
                     ", read-only"
                 } else {
@@ -261,11 +276,17 @@ pub enum ConfineError {
     /// The job's seccomp filter could not be installed.
     #[error(transparent)]
     Seccomp(#[from] seccomp::SeccompError),
+    /// The job could not give up the capabilities of its own user namespace.
+    #[error("capset(none) in the job: {0}")]
+    DropCaps(std::io::Error),
 }
 
 /// Confines a job process before it touches untrusted bytes. Seccomp goes last: after it,
 /// even setting limits may be forbidden.
 pub fn confine_job(ctx: &WorkerContext) -> Result<(), ConfineError> {
+    if ctx.job_isolation() == JobIsolation::OwnPidNamespace {
+        namespaces::clear_capability_sets().map_err(ConfineError::DropCaps)?;
+    }
     if ctx.layers.has(Layer::Limits) {
         rlimits::apply(&ctx.rlimits)?;
     }

@@ -230,6 +230,24 @@ impl IdMapper {
 
 /// Clears every capability set, so the worker holds no privilege even inside its namespace.
 fn drop_capabilities() -> std::io::Result<()> {
+    clear_capability_sets()?;
+    // Clear the ambient set too (it is already empty unless someone raised it).
+    // SAFETY: prctl with integer arguments only.
+    unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        )
+    };
+    Ok(())
+}
+
+/// Clears the effective, permitted and inheritable capability sets. A job forked into its
+/// own user namespace starts with every capability there, and gives them up with this.
+pub(super) fn clear_capability_sets() -> std::io::Result<()> {
     #[repr(C)]
     struct Header {
         version: u32,
@@ -258,16 +276,5 @@ fn drop_capabilities() -> std::io::Result<()> {
     if r != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    // Clear the ambient set too (it is already empty unless someone raised it).
-    // SAFETY: prctl with integer arguments only.
-    unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL,
-            0,
-            0,
-            0,
-        )
-    };
     Ok(())
 }

@@ -27,6 +27,17 @@ pub const EXIT_WRITE_FAILED: i32 = 92;
 /// Exit code of a job child whose input could not be read or decoded.
 pub const EXIT_BAD_INPUT: i32 = 94;
 
+/// How a job process is created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobIsolation {
+    /// A plain fork: the job shares the worker's namespaces (the namespaces layer is off).
+    Fork,
+    /// The job also gets its own user and PID namespaces: it is PID 1 of a namespace that
+    /// holds only itself, so there is no other process for it to see or signal. This costs
+    /// about 0.01 ms per job over a plain fork (`pvf-layer-cost`).
+    OwnPidNamespace,
+}
+
 /// Limits for one job.
 #[derive(Clone, Copy, Debug)]
 pub struct JobLimits {
@@ -85,6 +96,10 @@ pub enum RunnerError {
     /// Forking the job process failed.
     #[error("fork: {0}")]
     Fork(nix::Error),
+    /// Forking the job process into its own user and PID namespaces failed (a limit on
+    /// user namespaces, or a kernel that refuses nested ones).
+    #[error("forking the job into its own user and PID namespaces: {0}")]
+    ForkIntoNamespaces(nix::Error),
     /// Supervising the job failed (pidfd, poll, read, wait).
     #[error("supervising the job: {0}")]
     Supervise(std::io::Error),
@@ -99,6 +114,7 @@ pub enum RunnerError {
 /// locks held by threads that do not exist in it.
 pub fn run_job<T, E>(
     limits: JobLimits,
+    isolation: JobIsolation,
     confine: impl FnOnce() -> Result<(), E>,
     body: impl FnOnce() -> T,
 ) -> Result<JobEnd<T>, RunnerError>
@@ -106,7 +122,7 @@ where
     T: Encode + Decode,
     E: std::fmt::Display,
 {
-    prefork(confine, |()| body())?.run(&().encode(), limits)
+    prefork(isolation, confine, |()| body())?.run(&().encode(), limits)
 }
 
 /// A job process forked and confined ahead of time, blocked on its input pipe. Forking a
@@ -124,6 +140,7 @@ pub struct ReadyJob<O> {
 ///
 /// The caller must be single-threaded (see [`run_job`]).
 pub fn prefork<I, O, E>(
+    isolation: JobIsolation,
     confine: impl FnOnce() -> Result<(), E>,
     body: impl FnOnce(I) -> O,
 ) -> Result<ReadyJob<O>, RunnerError>
@@ -137,11 +154,19 @@ where
     let (output_read, output_write) =
         pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(RunnerError::Pipe)?;
     let worker = nix::unistd::getpid();
-    // SAFETY: the worker is single-threaded (see above), so the child can run Rust code.
-    match unsafe { fork() }.map_err(RunnerError::Fork)? {
+    let forked = match isolation {
+        // SAFETY: the worker is single-threaded (see above), so the child can run Rust code.
+        JobIsolation::Fork => unsafe { fork() }.map_err(RunnerError::Fork),
+        JobIsolation::OwnPidNamespace => {
+            fork_into_own_pid_namespace().map_err(RunnerError::ForkIntoNamespaces)
+        }
+    };
+    match forked? {
         ForkResult::Child => {
             drop(input_write);
             drop(output_read);
+            // Outside its namespace the worker has no pid here: getppid() gives 0.
+            let worker = (isolation == JobIsolation::Fork).then_some(worker);
             child_main(worker, input_read, output_write, confine, body)
         }
         ForkResult::Parent { child } => Ok(ReadyJob {
@@ -176,18 +201,52 @@ impl<O: Decode> ReadyJob<O> {
     }
 }
 
+/// `fork`, into new user and PID namespaces. The user namespace is what lets a worker
+/// without capabilities create the PID namespace. As glibc's own fork does, it asks the
+/// kernel to store the child's thread id where glibc keeps it, so glibc's locks and thread
+/// bookkeeping see the right id in the child.
+fn fork_into_own_pid_namespace() -> nix::Result<ForkResult> {
+    let mut tid_slot: *mut libc::pid_t = std::ptr::null_mut();
+    // SAFETY: PR_GET_TID_ADDRESS writes one pointer into `tid_slot`.
+    if unsafe { libc::prctl(libc::PR_GET_TID_ADDRESS, &mut tid_slot) } != 0 {
+        return Err(nix::Error::last());
+    }
+    let flags = libc::CLONE_NEWUSER
+        | libc::CLONE_NEWPID
+        | libc::CLONE_CHILD_SETTID
+        | libc::CLONE_CHILD_CLEARTID
+        | libc::SIGCHLD;
+    // The raw clone's argument order differs between architectures.
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: no new stack, so like fork the child continues on a copy of this one; the
+    // worker is single-threaded (see `prefork`). `tid_slot` is this thread's glibc tid field.
+    let r = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, tid_slot, 0usize) };
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: as above.
+    let r = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, tid_slot) };
+    match r {
+        -1 => Err(nix::Error::last()),
+        0 => Ok(ForkResult::Child),
+        child => Ok(ForkResult::Parent {
+            child: Pid::from_raw(child as libc::pid_t),
+        }),
+    }
+}
+
+/// `worker` is the parent's pid where the job can see it (`None` in its own PID namespace).
 fn child_main<I: Decode, O: Encode, E: std::fmt::Display>(
-    worker: Pid,
+    worker: Option<Pid>,
     input: OwnedFd,
     output: OwnedFd,
     confine: impl FnOnce() -> Result<(), E>,
     body: impl FnOnce(I) -> O,
 ) -> ! {
     // Die with the worker, so a killed worker leaves no job behind; if it died before the
-    // signal was armed, leave now.
+    // signal was armed, leave now. (Where the parent is invisible, a worker that died early
+    // shows as end-of-file on the input pipe below, and the job leaves then.)
     // SAFETY: prctl with integer arguments only.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-    if nix::unistd::getppid() != worker {
+    if worker.is_some_and(|worker| nix::unistd::getppid() != worker) {
         exit_now(EXIT_CONFINE_FAILED);
     }
     if let Err(e) = confine() {
@@ -460,14 +519,14 @@ mod tests {
 
     #[test]
     fn returns_the_body_value() {
-        let end = run_job(limits(5_000), no_confine, || 41u32 + 1).unwrap();
+        let end = run_job(limits(5_000), JobIsolation::Fork, no_confine, || 41u32 + 1).unwrap();
         assert!(matches!(end, JobEnd::Finished { value: 42, .. }));
     }
 
     #[test]
     fn reports_the_peak_memory_of_the_job() {
         const TOUCHED: usize = 64 * 1024 * 1024;
-        let end = run_job(limits(5_000), no_confine, || {
+        let end = run_job(limits(5_000), JobIsolation::Fork, no_confine, || {
             let buffer = std::hint::black_box(vec![1u8; TOUCHED]);
             buffer.len() as u32
         })
@@ -479,9 +538,34 @@ mod tests {
     }
 
     #[test]
+    fn a_job_in_its_own_pid_namespace_sees_no_other_process() {
+        let parent = std::process::id() as libc::pid_t;
+        let end = run_job(
+            limits(5_000),
+            JobIsolation::OwnPidNamespace,
+            no_confine,
+            || {
+                // SAFETY: signal 0 only checks whether the process can be signalled.
+                let signal_parent = unsafe { libc::kill(parent, 0) };
+                let errno = std::io::Error::last_os_error().raw_os_error();
+                // SAFETY: plain getters.
+                let (pid, ppid) = unsafe { (libc::getpid(), libc::getppid()) };
+                // glibc's cached thread id is right too: a thread can be created and joined.
+                let joined = std::thread::spawn(|| 7u32).join().ok();
+                (pid, ppid, signal_parent, errno, joined)
+            },
+        )
+        .unwrap();
+        let JobEnd::Finished { value, .. } = end else {
+            panic!("{end:?}");
+        };
+        assert_eq!(value, (1, 0, -1, Some(libc::ESRCH), Some(7)));
+    }
+
+    #[test]
     fn cpu_limit_kills_a_spinning_job() {
         let start = Instant::now();
-        let end = run_job(limits(200), no_confine, || -> u32 {
+        let end = run_job(limits(200), JobIsolation::Fork, no_confine, || -> u32 {
             let mut x = 0u64;
             loop {
                 x = std::hint::black_box(x.wrapping_add(1));
@@ -515,7 +599,7 @@ mod tests {
 
     #[test]
     fn wall_clock_catches_a_sleeping_job() {
-        let end = run_job(limits(50), no_confine, || {
+        let end = run_job(limits(50), JobIsolation::Fork, no_confine, || {
             std::thread::sleep(Duration::from_secs(10));
             0u32
         })
@@ -525,21 +609,21 @@ mod tests {
 
     #[test]
     fn signals_and_exits_are_typed() {
-        let end = run_job(limits(5_000), no_confine, || {
+        let end = run_job(limits(5_000), JobIsolation::Fork, no_confine, || {
             // SAFETY: raising a signal in the forked child.
             unsafe { libc::raise(libc::SIGSYS) };
             0u32
         })
         .unwrap();
         assert_eq!(end, JobEnd::Died(JobDeath::Seccomp));
-        let end = run_job(limits(5_000), no_confine, || {
+        let end = run_job(limits(5_000), JobIsolation::Fork, no_confine, || {
             // SAFETY: raising a signal in the forked child.
             unsafe { libc::raise(libc::SIGABRT) };
             0u32
         })
         .unwrap();
         assert_eq!(end, JobEnd::Died(JobDeath::Signal(libc::SIGABRT)));
-        let end = run_job(limits(5_000), || Err("no"), || 0u32).unwrap();
+        let end = run_job(limits(5_000), JobIsolation::Fork, || Err("no"), || 0u32).unwrap();
         assert_eq!(end, JobEnd::Died(JobDeath::Exited(EXIT_CONFINE_FAILED)));
     }
 }
