@@ -6,9 +6,6 @@ use std::io::Read;
 /// The magic that marks a compressed blob.
 pub const MAGIC: [u8; 8] = [0x52, 0xbc, 0x53, 0x76, 0x46, 0xdb, 0x8e, 0x05];
 
-/// Largest decompressed validation code: Polkadot's `MAX_CODE_SIZE` (3 MiB) times 4.
-pub const CODE_BOMB_LIMIT: usize = 3 * 1024 * 1024 * 4;
-
 /// Largest decompressed PoV (`block_data`): Polkadot's `MAX_POV_SIZE` (10 MiB) times 4.
 pub const POV_BOMB_LIMIT: usize = 10 * 1024 * 1024 * 4;
 

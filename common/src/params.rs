@@ -18,6 +18,9 @@ pub const DEFAULT_STACK_LOGICAL_MAX: u32 = 65_536;
 pub const DEFAULT_STACK_NATIVE_MAX: u32 = 256 * 1024 * 1024;
 /// Memory a preparation job may use before it is an (deterministic) error.
 pub const DEFAULT_PREPARE_MEMORY_MAX: u64 = 2 * 1024 * 1024 * 1024;
+/// Default largest validation code after decompression: what the relay chain's runtime
+/// API `validation_code_bomb_limit` gives today (`max_code_size` 3 MiB × 10).
+pub const DEFAULT_CODE_BOMB_LIMIT: u64 = 30 * 1024 * 1024;
 
 /// The kinds of validation, in increasing priority. The timeout depends on the kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
@@ -59,6 +62,10 @@ pub struct ExecutorParams {
     /// Memory a preparation job may use, in bytes. Preparation-relevant because it decides
     /// whether preparation succeeds.
     pub prepare_memory_max: u64,
+    /// Largest size of the code after decompression, in bytes; larger code is Invalid. A
+    /// node passes what the runtime API `validation_code_bomb_limit` returns.
+    /// Preparation-relevant because it decides whether preparation succeeds.
+    pub code_bomb_limit: u64,
     /// CPU time for a pre-check preparation, in milliseconds (default 60 s).
     pub precheck_timeout_ms: u64,
     /// CPU time for a preparation needed to execute, in milliseconds (default 360 s).
@@ -77,6 +84,7 @@ impl Default for ExecutorParams {
             stack_native_max: DEFAULT_STACK_NATIVE_MAX,
             wasm_bulk_memory: true,
             prepare_memory_max: DEFAULT_PREPARE_MEMORY_MAX,
+            code_bomb_limit: DEFAULT_CODE_BOMB_LIMIT,
             precheck_timeout_ms: 60_000,
             lenient_prepare_timeout_ms: 360_000,
             backing_timeout_ms: 2_000,
@@ -93,6 +101,7 @@ struct PrepRelevant {
     stack_native_max: u32,
     wasm_bulk_memory: bool,
     prepare_memory_max: u64,
+    code_bomb_limit: u64,
 }
 
 impl ExecutorParams {
@@ -104,6 +113,7 @@ impl ExecutorParams {
             stack_native_max: self.stack_native_max,
             wasm_bulk_memory: self.wasm_bulk_memory,
             prepare_memory_max: self.prepare_memory_max,
+            code_bomb_limit: self.code_bomb_limit,
         };
         *blake3::hash(&relevant.encode()).as_bytes()
     }
@@ -216,8 +226,13 @@ mod tests {
         assert_eq!(ArtifactId::new(b"code", &slower), id);
         let bigger = ExecutorParams {
             max_memory_pages: 4096,
-            ..base
+            ..base.clone()
         };
         assert_ne!(ArtifactId::new(b"code", &bigger), id);
+        let smaller_code = ExecutorParams {
+            code_bomb_limit: 1 << 20,
+            ..base
+        };
+        assert_ne!(ArtifactId::new(b"code", &smaller_code), id);
     }
 }

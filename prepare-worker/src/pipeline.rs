@@ -1,7 +1,7 @@
 //! The work of one preparation, without the job process around it: the bytes in, the
 //! serialized module out.
 
-use pvf_common::compress::{CODE_BOMB_LIMIT, maybe_decompress};
+use pvf_common::compress::maybe_decompress;
 use pvf_common::engine;
 use pvf_common::error::PrepareError;
 use pvf_common::params::ExecutorParams;
@@ -20,8 +20,9 @@ pub struct Compiled {
 /// Decompresses `code` (bomb-limited), prevalidates it against `params`, adds the
 /// deterministic stack limiter and compiles it with the shared engine config.
 pub fn compile(code: &[u8], params: &ExecutorParams) -> Result<Compiled, PrepareError> {
-    let code = maybe_decompress(code, CODE_BOMB_LIMIT)
-        .map_err(|e| PrepareError::Decompress(e.to_string()))?;
+    let limit = usize::try_from(params.code_bomb_limit).unwrap_or(usize::MAX);
+    let code =
+        maybe_decompress(code, limit).map_err(|e| PrepareError::Decompress(e.to_string()))?;
     prevalidate(&code, params).map_err(PrepareError::Prevalidation)?;
     let code_len = code.len() as u64;
     let code = limit_stack(&code, params.stack_logical_max)

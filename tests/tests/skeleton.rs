@@ -168,8 +168,9 @@ async fn invalid_code_is_an_invalid_preparation() {
         "{}",
         out.verdict
     );
-    // A code bomb: 20 MiB of zeros compresses to almost nothing.
-    let bomb = pvf_common::compress::compress(&vec![0u8; 20 << 20]).unwrap();
+    // A code bomb: zeros past the default limit compress to almost nothing.
+    let past = ExecutorParams::default().code_bomb_limit as usize + 1;
+    let bomb = pvf_common::compress::compress(&vec![0u8; past]).unwrap();
     let out = execute(
         &host,
         &bomb,
@@ -182,6 +183,44 @@ async fn invalid_code_is_an_invalid_preparation() {
         matches!(&out.verdict, Verdict::Invalid(InvalidReason::Preparation(e)) if e.to_string().contains("bomb")),
         "{}",
         out.verdict
+    );
+}
+
+#[tokio::test]
+async fn the_code_bomb_limit_is_the_one_the_request_carries() {
+    let cache = tempfile::tempdir().unwrap();
+    let host = host(&cache).await;
+    let adder = guest("adder");
+    let compressed = pvf_common::compress::compress(&adder).unwrap();
+    let with_limit = |limit: usize| ExecutorParams {
+        code_bomb_limit: limit as u64,
+        ..ExecutorParams::default()
+    };
+    let exactly = execute(
+        &host,
+        &compressed,
+        &with_limit(adder.len()),
+        &adder_params(1, 2, 3),
+        ExecKind::Backing,
+    )
+    .await;
+    assert!(
+        matches!(exactly.verdict, Verdict::Valid(_)),
+        "{}",
+        exactly.verdict
+    );
+    let one_less = execute(
+        &host,
+        &compressed,
+        &with_limit(adder.len() - 1),
+        &adder_params(1, 2, 3),
+        ExecKind::Backing,
+    )
+    .await;
+    assert!(
+        matches!(&one_less.verdict, Verdict::Invalid(InvalidReason::Preparation(e)) if e.to_string().contains("bomb")),
+        "{}",
+        one_less.verdict
     );
 }
 

@@ -9,7 +9,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use pvf_common::compress::{CODE_BOMB_LIMIT, is_compressed, maybe_decompress};
+use pvf_common::compress::{is_compressed, maybe_decompress};
 use pvf_common::host_api;
 use pvf_common::params::ExecutorParams;
 use pvf_host::ExitCode;
@@ -66,7 +66,8 @@ pub fn run(args: Args) -> ExitCode {
 
 /// Decompresses (bounded) and parses `blob`.
 fn describe(blob: &[u8]) -> Result<Report, String> {
-    let code = maybe_decompress(blob, CODE_BOMB_LIMIT).map_err(|e| e.to_string())?;
+    let limit = usize::try_from(ExecutorParams::default().code_bomb_limit).unwrap_or(usize::MAX);
+    let code = maybe_decompress(blob, limit).map_err(|e| e.to_string())?;
     let mut report = Report {
         compressed: is_compressed(blob),
         blob_bytes: blob.len(),
