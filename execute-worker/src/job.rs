@@ -20,12 +20,17 @@ use pvf_execute_worker::runtime::Runtime;
 
 /// What the worker keeps between jobs: one engine per set of preparation parameters, each
 /// artifact's runtime (loaded and verified once), and the next job process, forked while
-/// the worker was idle so that the fork is not on the path from request to verdict.
+/// the worker was idle with its execute thread already started, so that neither the fork
+/// nor the thread is on the path from request to verdict.
 #[derive(Default)]
 pub struct Worker {
     engines: HashMap<[u8; 32], (Engine, [u8; 32])>,
     runtimes: HashMap<ArtifactId, Runtime>,
-    ready: Option<ReadyJob<JobOutput>>,
+    /// The execute thread's stack size the last request asked for: the host keys workers by
+    /// preparation parameters, so the next request almost always asks the same.
+    stack: Option<usize>,
+    /// The next job and its execute thread's stack size.
+    ready: Option<(usize, ReadyJob<JobOutput>)>,
 }
 
 /// What a job process reports.
@@ -36,7 +41,6 @@ type JobOutput = Result<ValidationResult, ExecJobError>;
 struct JobInput {
     id: ArtifactId,
     max_pages: u32,
-    stack: u64,
     validation_params: Vec<u8>,
 }
 
@@ -54,28 +58,34 @@ impl Handler for Worker {
             self.ready = None;
         }
         let limits = JobLimits::from_cpu(Duration::from_millis(request.timeout_ms));
+        // The thread holds the whole native Wasm stack plus host frames.
+        let stack = usize::try_from(request.params.stack_native_max)
+            .unwrap_or(usize::MAX)
+            .saturating_add(HOST_STACK_MARGIN);
+        self.stack = Some(stack);
         let input = JobInput {
             id: request.id,
             max_pages: request.params.max_memory_pages,
-            stack: request.params.stack_native_max as u64 + HOST_STACK_MARGIN as u64,
             validation_params: request.validation_params,
         }
         .encode();
         let end = match self.ready.take() {
-            Some(job) => job.run(&input, limits),
-            None => Err(RunnerError::NotReady),
+            Some((ready_stack, job)) if ready_stack == stack => job.run(&input, limits),
+            _ => Err(RunnerError::NotReady),
         };
         let end = match end {
-            Err(RunnerError::NotReady) => self.fork(ctx).and_then(|job| job.run(&input, limits)),
+            Err(RunnerError::NotReady) => self
+                .fork(ctx, stack)
+                .and_then(|job| job.run(&input, limits)),
             other => other,
         };
         response(end)
     }
 
     fn idle(&mut self, ctx: &WorkerContext) {
-        if self.ready.is_none() && !self.runtimes.is_empty() {
-            match self.fork(ctx) {
-                Ok(job) => self.ready = Some(job),
+        if let (None, Some(stack), false) = (&self.ready, self.stack, self.runtimes.is_empty()) {
+            match self.fork(ctx, stack) {
+                Ok(job) => self.ready = Some((stack, job)),
                 Err(e) => tracing::warn!("forking the next job ahead of time: {e}"),
             }
         }
@@ -106,20 +116,19 @@ fn response(end: Result<JobEnd<JobOutput>, RunnerError>) -> ExecuteResponse {
 }
 
 impl Worker {
-    /// Forks a confined job process that holds every loaded runtime and waits for its input.
-    fn fork(&self, ctx: &WorkerContext) -> Result<ReadyJob<JobOutput>, RunnerError> {
+    /// Forks a confined job process that holds every loaded runtime and waits for its input
+    /// on an execute thread with a `stack`-byte stack.
+    fn fork(&self, ctx: &WorkerContext, stack: usize) -> Result<ReadyJob<JobOutput>, RunnerError> {
         let runtimes = &self.runtimes;
         prefork(
             ctx.job_isolation(),
+            Some(stack),
             || sandbox::confine_job(ctx),
             |input: JobInput| {
                 let runtime = runtimes.get(&input.id).ok_or_else(|| {
                     ExecJobError::Internal("the artifact was not loaded before the fork".into())
                 })?;
-                let stack = usize::try_from(input.stack).unwrap_or(usize::MAX);
-                on_big_stack(stack, || {
-                    runtime.validate(&input.validation_params, input.max_pages)
-                })
+                runtime.validate(&input.validation_params, input.max_pages)
             },
         )
     }
@@ -155,21 +164,4 @@ impl Worker {
         Runtime::new(engine, module)
             .map_err(|e| ExecuteResponse::JobError(ExecJobError::Instantiation(format!("{e:#}"))))
     }
-}
-
-/// Runs `f` on a thread whose stack holds the whole native Wasm stack plus host frames.
-fn on_big_stack(
-    stack: usize,
-    f: impl FnOnce() -> Result<ValidationResult, ExecJobError> + Send,
-) -> Result<ValidationResult, ExecJobError> {
-    std::thread::scope(|scope| {
-        let thread = std::thread::Builder::new()
-            .name("execute".into())
-            .stack_size(stack)
-            .spawn_scoped(scope, f)
-            .map_err(|e| ExecJobError::Internal(format!("spawning the execute thread: {e}")))?;
-        thread
-            .join()
-            .map_err(|_| ExecJobError::Internal("the execute thread panicked".into()))?
-    })
 }

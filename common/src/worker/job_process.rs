@@ -26,6 +26,8 @@ pub const EXIT_PANIC: i32 = 91;
 pub const EXIT_WRITE_FAILED: i32 = 92;
 /// Exit code of a job child whose input could not be read or decoded.
 pub const EXIT_BAD_INPUT: i32 = 94;
+/// Exit code of a job child that could not start the thread its body runs on.
+pub const EXIT_THREAD_FAILED: i32 = 95;
 
 /// How a job process is created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,13 +118,13 @@ pub fn run_job<T, E>(
     limits: JobLimits,
     isolation: JobIsolation,
     confine: impl FnOnce() -> Result<(), E>,
-    body: impl FnOnce() -> T,
+    body: impl FnOnce() -> T + Send,
 ) -> Result<JobEnd<T>, RunnerError>
 where
     T: Encode + Decode,
     E: std::fmt::Display,
 {
-    prefork(isolation, confine, |()| body())?.run(&().encode(), limits)
+    prefork(isolation, None, confine, |()| body())?.run(&().encode(), limits)
 }
 
 /// A job process forked and confined ahead of time, blocked on its input pipe. Forking a
@@ -138,11 +140,16 @@ pub struct ReadyJob<O> {
 /// Forks a job process that confines itself, then waits for its input (an encoded `I`),
 /// runs `body` on it, and writes back the encoded result.
 ///
+/// With `stack`, all of that runs on a thread with a stack of that many bytes, started
+/// before the input arrives (so a job forked ahead of time has it ready), which ends the
+/// process itself when done (so nothing waits to join it).
+///
 /// The caller must be single-threaded (see [`run_job`]).
 pub fn prefork<I, O, E>(
     isolation: JobIsolation,
+    stack: Option<usize>,
     confine: impl FnOnce() -> Result<(), E>,
-    body: impl FnOnce(I) -> O,
+    body: impl FnOnce(I) -> O + Send,
 ) -> Result<ReadyJob<O>, RunnerError>
 where
     I: Decode,
@@ -167,7 +174,7 @@ where
             drop(output_read);
             // Outside its namespace the worker has no pid here: getppid() gives 0.
             let worker = (isolation == JobIsolation::Fork).then_some(worker);
-            child_main(worker, input_read, output_write, confine, body)
+            child_main(worker, stack, input_read, output_write, confine, body)
         }
         ForkResult::Parent { child } => Ok(ReadyJob {
             process: KillOnDrop(child),
@@ -236,10 +243,11 @@ fn fork_into_own_pid_namespace() -> nix::Result<ForkResult> {
 /// `worker` is the parent's pid where the job can see it (`None` in its own PID namespace).
 fn child_main<I: Decode, O: Encode, E: std::fmt::Display>(
     worker: Option<Pid>,
+    stack: Option<usize>,
     input: OwnedFd,
     output: OwnedFd,
     confine: impl FnOnce() -> Result<(), E>,
-    body: impl FnOnce(I) -> O,
+    body: impl FnOnce(I) -> O + Send,
 ) -> ! {
     // Die with the worker, so a killed worker leaves no job behind; if it died before the
     // signal was armed, leave now. (Where the parent is invisible, a worker that died early
@@ -253,6 +261,27 @@ fn child_main<I: Decode, O: Encode, E: std::fmt::Display>(
         tracing::error!("job confinement failed: {e}");
         exit_now(EXIT_CONFINE_FAILED);
     }
+    let Some(stack) = stack else {
+        serve(input, output, body)
+    };
+    std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new()
+            .name("job".into())
+            .stack_size(stack)
+            .spawn_scoped(scope, || serve(input, output, body));
+        match thread {
+            // `serve` never returns: a join that returns means the thread panicked.
+            Ok(thread) => {
+                let _ = thread.join();
+                exit_now(EXIT_PANIC)
+            }
+            Err(_) => exit_now(EXIT_THREAD_FAILED),
+        }
+    })
+}
+
+/// Reads the job's input, runs `body` on it, writes the result and ends the process.
+fn serve<I: Decode, O: Encode>(input: OwnedFd, output: OwnedFd, body: impl FnOnce(I) -> O) -> ! {
     let mut bytes = Vec::new();
     let read = File::from(input)
         .take(u64::from(MAX_FRAME_LEN) + 1)
@@ -560,6 +589,34 @@ mod tests {
             panic!("{end:?}");
         };
         assert_eq!(value, (1, 0, -1, Some(libc::ESRCH), Some(7)));
+    }
+
+    #[test]
+    fn with_a_stack_the_body_runs_on_a_thread_that_has_it() {
+        // 32 MiB of stack frames: more than a main thread gets by default (8 MiB).
+        fn depth(n: u32) -> u32 {
+            let frame = std::hint::black_box([0u8; 1024]);
+            if n == 0 {
+                frame[0] as u32
+            } else {
+                depth(n - 1) + std::hint::black_box(1)
+            }
+        }
+        let job = prefork(JobIsolation::Fork, Some(64 << 20), no_confine, |n: u32| {
+            depth(n)
+        })
+        .unwrap();
+        let end = job.run(&(32u32 * 1024).encode(), limits(5_000)).unwrap();
+        assert!(
+            matches!(end, JobEnd::Finished { value: 32_768, .. }),
+            "{end:?}"
+        );
+        let job = prefork(JobIsolation::Fork, Some(1 << 20), no_confine, |()| -> u32 {
+            panic!("in the job thread")
+        })
+        .unwrap();
+        let end = job.run(&().encode(), limits(5_000)).unwrap();
+        assert_eq!(end, JobEnd::Died(JobDeath::Exited(EXIT_PANIC)));
     }
 
     #[test]
