@@ -12,7 +12,9 @@ use pvf_common::message::{ExecuteRequest, ExecuteResponse};
 use pvf_common::params::{ArtifactId, ExecutorParams};
 use pvf_common::sandbox;
 use pvf_common::validation::ValidationResult;
-use pvf_common::worker::job_process::{JobEnd, JobLimits, ReadyJob, RunnerError, prefork};
+use pvf_common::worker::job_process::{
+    ExitingJob, JobEnd, JobLimits, ReadyJob, RunnerError, prefork,
+};
 use pvf_common::worker::{Handler, WorkerContext};
 use wasmtime::{Engine, Module};
 
@@ -31,6 +33,8 @@ pub struct Worker {
     stack: Option<usize>,
     /// The next job and its execute thread's stack size.
     ready: Option<(usize, ReadyJob<JobOutput>)>,
+    /// The last job, which answered and may still be exiting; reaped after the reply.
+    exiting: Option<ExitingJob>,
 }
 
 /// What a job process reports.
@@ -70,19 +74,26 @@ impl Handler for Worker {
         }
         .encode();
         let end = match self.ready.take() {
-            Some((ready_stack, job)) if ready_stack == stack => job.run(&input, limits),
+            Some((ready_stack, job)) if ready_stack == stack => {
+                job.run_until_answer(&input, limits)
+            }
             _ => Err(RunnerError::NotReady),
         };
         let end = match end {
             Err(RunnerError::NotReady) => self
                 .fork(ctx, stack)
-                .and_then(|job| job.run(&input, limits)),
+                .and_then(|job| job.run_until_answer(&input, limits)),
             other => other,
         };
-        response(end)
+        response(end.map(|(end, exiting)| {
+            self.exiting = exiting;
+            end
+        }))
     }
 
     fn idle(&mut self, ctx: &WorkerContext) {
+        // The reply is out: wait for the last job to finish exiting before the next fork.
+        self.exiting = None;
         if let (None, Some(stack), false) = (&self.ready, self.stack, self.runtimes.is_empty()) {
             match self.fork(ctx, stack) {
                 Ok(job) => self.ready = Some((stack, job)),

@@ -89,7 +89,8 @@ fn prepare_in(ctx: &WorkerContext, job_dir: &Path, request: &PrepareRequest) -> 
         artifact_len,
         code_len,
         cpu_ms: cpu.as_millis() as u64,
-        max_rss_kib,
+        // Known: the job was followed until it ended.
+        max_rss_kib: max_rss_kib.unwrap_or_default(),
     })
 }
 

@@ -43,6 +43,8 @@ fn quick_bench_writes_the_schema() {
         "tiny_latency.p50_ms",
         "tiny_latency.p99_ms",
         "tiny_latency.baseline_p50_ms",
+        "tiny_latency_spaced.p50_ms",
+        "tiny_latency_spaced.gap_ms",
         "tiny_throughput.jobs_per_s",
         "tiny_throughput.workers",
         "cpu_throughput.jobs_per_s",
@@ -60,6 +62,8 @@ fn quick_bench_writes_the_schema() {
         number(&report, "tiny_latency.p50_ms") > number(&report, "tiny_latency.baseline_p50_ms")
     );
     assert_eq!(report["runtime_latency"], Value::Array(Vec::new()));
+    assert_eq!(report["runtime_latency_spaced"], Value::Array(Vec::new()));
+    assert!(stdout.contains("tiny latency p50, 5 ms apart"), "{stdout}");
     let prepare = report["prepare"].as_array().expect("prepare is a list");
     assert_eq!(prepare.len(), 1, "the adder guest, no corpus: {prepare:?}");
     assert_eq!(prepare[0]["code"], "adder");

@@ -72,8 +72,9 @@ pub enum JobEnd<T> {
         /// CPU time the job used.
         cpu: Duration,
         /// The job's peak resident memory in KiB (`ru_maxrss`; it includes the pages the job
-        /// inherited from its worker).
-        max_rss_kib: u64,
+        /// inherited from its worker). `None` when the answer was taken before the job
+        /// process had ended ([`ReadyJob::run_until_answer`]).
+        max_rss_kib: Option<u64>,
     },
     /// The job used up its CPU time and was killed.
     TimedOut {
@@ -185,11 +186,46 @@ where
     }
 }
 
+/// A job process that has answered and may still be exiting (tearing down its copy of the
+/// worker's memory takes a while for a large module). Dropping it kills and reaps it.
+pub struct ExitingJob {
+    _process: KillOnDrop,
+}
+
+/// Until when [`supervise`] follows a job.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// The process has ended and been reaped (its peak memory is known).
+    Exit,
+    /// Its answer is complete; the process may still be exiting.
+    Answer,
+}
+
 impl<O: Decode> ReadyJob<O> {
     /// Hands the job its input and supervises it to the end. Fails with
     /// [`RunnerError::NotReady`] if the process already ended while it waited, so a death
     /// before the input arrived is never blamed on that input.
     pub fn run(self, input: &[u8], limits: JobLimits) -> Result<JobEnd<O>, RunnerError> {
+        Ok(self.start(input, limits, Until::Exit)?.0)
+    }
+
+    /// Like [`ReadyJob::run`], but returns as soon as the job's answer is complete, with the
+    /// process that may still be exiting: what happens to it after a complete answer cannot
+    /// change the answer, so its teardown need not delay it.
+    pub fn run_until_answer(
+        self,
+        input: &[u8],
+        limits: JobLimits,
+    ) -> Result<(JobEnd<O>, Option<ExitingJob>), RunnerError> {
+        self.start(input, limits, Until::Answer)
+    }
+
+    fn start(
+        self,
+        input: &[u8],
+        limits: JobLimits,
+        until: Until,
+    ) -> Result<(JobEnd<O>, Option<ExitingJob>), RunnerError> {
         let Self {
             process,
             input: mut input_pipe,
@@ -204,7 +240,7 @@ impl<O: Decode> ReadyJob<O> {
         // A job that dies while reading leaves EPIPE here; supervision reports its death.
         let _ = input_pipe.write_all(input);
         drop(input_pipe);
-        supervise(process, pidfd, output, limits)
+        supervise(process, pidfd, output, limits, until)
     }
 }
 
@@ -295,8 +331,15 @@ fn serve<I: Decode, O: Encode>(input: OwnedFd, output: OwnedFd, body: impl FnOnc
         Ok(value) => value,
         Err(_) => exit_now(EXIT_PANIC),
     };
+    let encoded = value.encode();
+    let Ok(len) = u32::try_from(encoded.len()) else {
+        exit_now(EXIT_WRITE_FAILED)
+    };
+    let mut answer = Vec::with_capacity(4 + encoded.len());
+    answer.extend_from_slice(&len.to_le_bytes());
+    answer.extend_from_slice(&encoded);
     let mut pipe = File::from(output);
-    match pipe.write_all(&value.encode()) {
+    match pipe.write_all(&answer) {
         Ok(()) => exit_now(0),
         Err(_) => exit_now(EXIT_WRITE_FAILED),
     }
@@ -314,7 +357,8 @@ fn supervise<T: Decode>(
     pidfd: OwnedFd,
     read_end: OwnedFd,
     limits: JobLimits,
-) -> Result<JobEnd<T>, RunnerError> {
+    until: Until,
+) -> Result<(JobEnd<T>, Option<ExitingJob>), RunnerError> {
     let child = guard.0;
     set_nonblocking(&read_end).map_err(RunnerError::Supervise)?;
     let mut pipe = File::from(read_end);
@@ -325,11 +369,14 @@ fn supervise<T: Decode>(
     loop {
         let cpu = child_cpu_time(child);
         if cpu >= limits.cpu {
-            return Ok(guard.kill_and_reap(JobEnd::TimedOut { cpu }));
+            return Ok((guard.kill_and_reap(JobEnd::TimedOut { cpu }), None));
         }
         let wall = start.elapsed();
         if wall >= limits.wall {
-            return Ok(guard.kill_and_reap(JobEnd::WallClockExceeded { wall }));
+            return Ok((
+                guard.kill_and_reap(JobEnd::WallClockExceeded { wall }),
+                None,
+            ));
         }
         // A job can burn CPU on every core at once, so wake early enough to catch that.
         let wait = ((limits.cpu - cpu) / cpus)
@@ -342,18 +389,48 @@ fn supervise<T: Decode>(
         }
         if output.len() > MAX_FRAME_LEN as usize {
             let death = JobDeath::Garbled("result larger than the frame limit".into());
-            return Ok(guard.kill_and_reap(JobEnd::Died(death)));
+            return Ok((guard.kill_and_reap(JobEnd::Died(death)), None));
+        }
+        if until == Until::Answer && !exited && answer(&output).is_some() {
+            // Its CPU time as it answered; what it spends exiting is not the job's work.
+            let cpu = child_cpu_time(child);
+            let end = enforce_cpu_limit(decode_answer(&output, cpu, None), limits.cpu);
+            return Ok((end, Some(ExitingJob { _process: guard })));
         }
         if exited {
             if pipe_open {
                 drain(&mut pipe, &mut output).map_err(RunnerError::Supervise)?;
             }
             let (status, usage) = guard.reap().map_err(RunnerError::Supervise)?;
-            return Ok(enforce_cpu_limit(
-                conclude(status, usage, &output),
-                limits.cpu,
-            ));
+            let end = enforce_cpu_limit(conclude(status, usage, &output), limits.cpu);
+            return Ok((end, None));
         }
+    }
+}
+
+/// The answer in a job's output (a little-endian `u32` length, then that many bytes), once
+/// all of it has arrived.
+fn answer(output: &[u8]) -> Option<&[u8]> {
+    let len = u32::from_le_bytes(output.get(..4)?.try_into().ok()?);
+    output.get(4..4 + len as usize)
+}
+
+/// Decodes a job's complete output: exactly one answer and nothing after it.
+fn decode_answer<T: Decode>(output: &[u8], cpu: Duration, max_rss_kib: Option<u64>) -> JobEnd<T> {
+    let garbled = |why: String| JobEnd::Died(JobDeath::Garbled(why));
+    let Some(payload) = answer(output) else {
+        return garbled(format!("incomplete job result ({} bytes)", output.len()));
+    };
+    if output.len() != 4 + payload.len() {
+        return garbled("bytes after the job result".into());
+    }
+    match T::decode_all(&mut &payload[..]) {
+        Ok(value) => JobEnd::Finished {
+            value,
+            cpu,
+            max_rss_kib,
+        },
+        Err(e) => garbled(format!("undecodable job result: {e}")),
     }
 }
 
@@ -371,14 +448,7 @@ fn conclude<T: Decode>(status: libc::c_int, usage: Usage, output: &[u8]) -> JobE
     if code != 0 {
         return JobEnd::Died(JobDeath::Exited(code));
     }
-    match T::decode_all(&mut &output[..]) {
-        Ok(value) => JobEnd::Finished {
-            value,
-            cpu: usage.cpu,
-            max_rss_kib: usage.max_rss_kib,
-        },
-        Err(e) => JobEnd::Died(JobDeath::Garbled(format!("undecodable job result: {e}"))),
-    }
+    decode_answer(output, usage.cpu, Some(usage.max_rss_kib))
 }
 
 /// A job that finished past its CPU limit timed out all the same: whether the supervisor
@@ -560,7 +630,11 @@ mod tests {
             buffer.len() as u32
         })
         .unwrap();
-        let JobEnd::Finished { max_rss_kib, .. } = end else {
+        let JobEnd::Finished {
+            max_rss_kib: Some(max_rss_kib),
+            ..
+        } = end
+        else {
             panic!("{end:?}");
         };
         assert!(max_rss_kib >= (TOUCHED / 1024) as u64, "{max_rss_kib} KiB");
@@ -620,6 +694,45 @@ mod tests {
     }
 
     #[test]
+    fn run_until_answer_gives_the_answer_and_the_process_to_reap() {
+        let job = prefork(JobIsolation::Fork, None, no_confine, |()| 5u32).unwrap();
+        let (end, exiting) = job.run_until_answer(&().encode(), limits(5_000)).unwrap();
+        // Whether the process had already exited when the answer was seen is a race; either
+        // way the answer is the same.
+        assert!(matches!(end, JobEnd::Finished { value: 5, .. }), "{end:?}");
+        drop(exiting);
+    }
+
+    #[test]
+    fn only_one_whole_answer_decodes() {
+        let cpu = Duration::ZERO;
+        let framed = |bytes: &[u8]| {
+            let mut out = (bytes.len() as u32).to_le_bytes().to_vec();
+            out.extend_from_slice(bytes);
+            out
+        };
+        let whole = framed(&7u32.encode());
+        assert!(matches!(
+            decode_answer::<u32>(&whole, cpu, None),
+            JobEnd::Finished { value: 7, .. }
+        ));
+        for bad in [
+            &whole[..6],
+            &[whole.clone(), vec![0]].concat()[..],
+            &framed(&[1, 2])[..],
+            &[][..],
+        ] {
+            assert!(
+                matches!(
+                    decode_answer::<u32>(bad, cpu, None),
+                    JobEnd::Died(JobDeath::Garbled(_))
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
     fn cpu_limit_kills_a_spinning_job() {
         let start = Instant::now();
         let end = run_job(limits(200), JobIsolation::Fork, no_confine, || -> u32 {
@@ -639,7 +752,7 @@ mod tests {
         let finished = |ms| JobEnd::Finished {
             value: 0u32,
             cpu: Duration::from_millis(ms),
-            max_rss_kib: 0,
+            max_rss_kib: None,
         };
         assert_eq!(
             enforce_cpu_limit(finished(10), limit),

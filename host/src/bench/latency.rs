@@ -1,5 +1,9 @@
 //! Sequential latency, from the caller's side: one request at a time against warm workers,
 //! each host request followed by the same call in-process, so noise hits both alike.
+//!
+//! Each is measured twice: back to back (as `ANCHORS.md` measures Polkadot's host), and with
+//! [`SPACING`] between requests, as a validator's arrive. Back to back, a worker's work
+//! after its answer (reaping the last job, forking the next) runs into the next request.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,11 +15,16 @@ use super::stats::{median, quantile};
 use super::{BenchError, Options};
 use crate::verdict::Verdict;
 
+/// The pause between requests in the spaced runs: far longer than a job's own wind-down.
+pub const SPACING: Duration = Duration::from_millis(5);
+
 /// Latencies of one code.
 #[derive(Clone, Debug)]
 pub struct Latency {
     /// The code's name.
     pub code: String,
+    /// The pause between requests.
+    pub gap: Duration,
     /// The artifact's size in bytes.
     pub artifact_bytes: u64,
     /// Through the host: median.
@@ -33,28 +42,40 @@ pub struct Latency {
     pub samples: usize,
 }
 
-/// Scenario 1: the adder guest.
-pub async fn tiny(options: &Options, session: &Session) -> Result<Latency, BenchError> {
+/// Scenario 1: the adder guest, `gap` apart.
+pub async fn tiny(
+    options: &Options,
+    session: &Session,
+    gap: Duration,
+) -> Result<Latency, BenchError> {
     let code = guests::adder()?;
-    let rounds = options.pick(2000, 200);
-    measure(session, &code, rounds, |i| {
+    let rounds = if gap.is_zero() {
+        options.pick(2000, 200)
+    } else {
+        options.pick(500, 50)
+    };
+    measure(session, &code, rounds, gap, |i| {
         let params = Arc::new(guests::adder_params(i, 1));
         (params, Expect::Valid(guests::adder_head(i, 1)))
     })
     .await
 }
 
-/// Scenario 2: each corpus runtime, on junk params that it rejects.
+/// Scenario 2: each corpus runtime, on junk params that it rejects, `gap` apart.
 pub async fn runtimes(
     options: &Options,
     session: &Session,
     corpus: &[Code],
+    gap: Duration,
 ) -> Result<Vec<Latency>, BenchError> {
     let rounds = options.pick(200, 20);
     let params = Arc::new(guests::junk_params());
     let mut out = Vec::new();
     for code in corpus {
-        let latency = measure(session, code, rounds, |_| (params.clone(), Expect::Invalid)).await?;
+        let latency = measure(session, code, rounds, gap, |_| {
+            (params.clone(), Expect::Invalid)
+        })
+        .await?;
         out.push(latency);
     }
     Ok(out)
@@ -72,6 +93,7 @@ async fn measure(
     session: &Session,
     code: &Code,
     rounds: usize,
+    gap: Duration,
     request: impl Fn(u64) -> (Arc<Vec<u8>>, Expect),
 ) -> Result<Latency, BenchError> {
     let artifact = session.precheck(code).await?;
@@ -92,9 +114,13 @@ async fn measure(
             execute.push(execution.execute_time);
             local.push(local_elapsed);
         }
+        if !gap.is_zero() {
+            tokio::time::sleep(gap).await;
+        }
     }
     Ok(Latency {
         code: code.name.clone(),
+        gap,
         artifact_bytes: artifact.size,
         p50: median(&host),
         p99: quantile(&host, 0.99),

@@ -110,8 +110,11 @@ async fn run_scenarios(options: &Options) -> Result<Report, BenchError> {
     report.prepare = prepare::run(options, &corpus).await?;
     tracing::info!("bench: latency");
     let session = session::Session::start(options).await?;
-    report.tiny_latency = Some(latency::tiny(options, &session).await?);
-    report.runtime_latency = latency::runtimes(options, &session, &corpus).await?;
+    let (back_to_back, spaced) = (std::time::Duration::ZERO, latency::SPACING);
+    report.tiny_latency = Some(latency::tiny(options, &session, back_to_back).await?);
+    report.runtime_latency = latency::runtimes(options, &session, &corpus, back_to_back).await?;
+    report.tiny_latency_spaced = Some(latency::tiny(options, &session, spaced).await?);
+    report.runtime_latency_spaced = latency::runtimes(options, &session, &corpus, spaced).await?;
     tracing::info!("bench: throughput");
     report.tiny_throughput = Some(throughput::tiny(options, &session).await?);
     report.cpu_throughput = Some(throughput::cpu(options, &session).await?);

@@ -26,6 +26,10 @@ pub struct Report {
     pub tiny_latency: Option<Latency>,
     /// Scenario 2.
     pub runtime_latency: Vec<Latency>,
+    /// Scenario 1, requests spaced apart.
+    pub tiny_latency_spaced: Option<Latency>,
+    /// Scenario 2, requests spaced apart.
+    pub runtime_latency_spaced: Vec<Latency>,
     /// Scenario 3.
     pub tiny_throughput: Option<Throughput>,
     /// Scenario 4.
@@ -77,6 +81,7 @@ impl Report {
                 "execute_p50_ms": ms(l.execute_p50),
                 "artifact_bytes": l.artifact_bytes,
                 "samples": l.samples,
+                "gap_ms": ms(l.gap),
             })
         };
         let throughput = |t: &Throughput| {
@@ -97,6 +102,12 @@ impl Report {
             "tiny_throughput": self.tiny_throughput.as_ref().map(throughput),
             "cpu_throughput": self.cpu_throughput.as_ref().map(throughput),
             "runtime_latency": self.runtime_latency.iter().map(latency).collect::<Vec<_>>(),
+            "tiny_latency_spaced": self.tiny_latency_spaced.as_ref().map(latency),
+            "runtime_latency_spaced": self
+                .runtime_latency_spaced
+                .iter()
+                .map(latency)
+                .collect::<Vec<_>>(),
             "prepare": self.prepare.iter().map(|p| json!({
                 "code": p.code,
                 "ms": ms(p.host),
@@ -120,22 +131,23 @@ impl Report {
     /// The table: one row per measure, pvf through the host against in-process.
     pub fn table(&self) -> String {
         let mut rows: Vec<[String; 4]> = Vec::new();
-        if let Some(l) = &self.tiny_latency {
-            rows.push(latency_row(
-                "tiny latency p50 (ms)",
-                ms(l.p50),
-                ms(l.baseline_p50),
-            ));
-            rows.push(latency_row(
-                "tiny latency p99 (ms)",
-                ms(l.p99),
-                ms(l.baseline_p99),
-            ));
-        }
-        for l in &self.runtime_latency {
-            let name = format!("{} junk p50 (ms)", l.code);
+        let tiny = self.tiny_latency.iter().chain(&self.tiny_latency_spaced);
+        let runtimes = self
+            .runtime_latency
+            .iter()
+            .chain(&self.runtime_latency_spaced);
+        for (l, what) in tiny
+            .map(|l| (l, "tiny latency".to_string()))
+            .chain(runtimes.map(|l| (l, format!("{} junk", l.code))))
+        {
+            let apart = if l.gap.is_zero() {
+                String::new()
+            } else {
+                format!(", {:.0} ms apart", ms(l.gap))
+            };
+            let name = format!("{what} p50{apart} (ms)");
             rows.push(latency_row(&name, ms(l.p50), ms(l.baseline_p50)));
-            let name = format!("{} junk p99 (ms)", l.code);
+            let name = format!("{what} p99{apart} (ms)");
             rows.push(latency_row(&name, ms(l.p99), ms(l.baseline_p99)));
         }
         for (name, t) in [
