@@ -25,6 +25,7 @@ pub mod metrics_server;
 pub mod prepare;
 pub mod priority;
 pub mod security;
+mod spawn_thread;
 pub mod verdict;
 pub mod worker;
 

@@ -17,6 +17,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::process::{Child, Command};
 
 use crate::metrics::{Flavor, Metrics};
+use crate::spawn_thread;
 
 /// Why a worker could not be spawned or stopped answering.
 #[derive(Debug, thiserror::Error)]
@@ -186,7 +187,7 @@ impl WorkerProcess {
                 command.arg("--disable-layer").arg(layer.name());
             }
         }
-        let child = command.spawn().map_err(spawn_err)?;
+        let child = spawn_thread::spawn(command).await.map_err(spawn_err)?;
         let connect = async {
             let (mut stream, _) = listener.accept().await.map_err(FrameError::Io)?;
             let handshake: Handshake = read(&mut stream).await?;
