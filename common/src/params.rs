@@ -51,7 +51,10 @@ pub enum PrepKind {
 /// exists and is honoured or does not exist.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Encode, Decode)]
 pub struct ExecutorParams {
-    /// Maximum Wasm memory pages (64 KiB each). Preparation-relevant.
+    /// Maximum Wasm memory pages (64 KiB each): the total bound on the instance's memory.
+    /// Polkadot's `ExecutorParam::MaxMemoryPages(n)` means n + 32 here (its executor adds 32
+    /// pages), as the default 2,048 + 32 shows; pass n alone and code that is valid on a
+    /// Polkadot node can be Invalid here. Preparation-relevant.
     pub max_memory_pages: u32,
     /// Logical stack limit in Wasm values. Preparation-relevant.
     pub stack_logical_max: u32,
