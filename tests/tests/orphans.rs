@@ -105,9 +105,14 @@ fn a_worker_outlives_the_thread_that_asked_for_it() {
     });
     let worker = worker.expect("the worker starts");
     let (worker_pid, control_pid) = (worker.pid().unwrap(), control.id());
-    // Well past the blocking thread's retirement.
-    std::thread::sleep(Duration::from_millis(1_000));
+    // Wait for the blocking thread to retire: the control dies then.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while alive(control_pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let control_alive = alive(control_pid);
+    // A worker tied to that thread would be dying by now too; give it time to.
+    std::thread::sleep(Duration::from_millis(200));
     let worker_alive = alive(worker_pid);
     let _ = control.kill();
     let _ = control.wait();
