@@ -100,9 +100,14 @@ pub enum RunnerError {
     #[error("fork: {0}")]
     Fork(nix::Error),
     /// Forking the job process into its own user and PID namespaces failed (a limit on
-    /// user namespaces, or a kernel that refuses nested ones).
-    #[error("forking the job into its own user and PID namespaces: {0}")]
-    ForkIntoNamespaces(nix::Error),
+    /// user namespaces, or a kernel that refuses nested ones or lacks a call it needs).
+    #[error("forking the job into its own user and PID namespaces: {step}: {error}")]
+    ForkIntoNamespaces {
+        /// The call that failed.
+        step: &'static str,
+        /// How it failed.
+        error: nix::Error,
+    },
     /// Supervising the job failed (pidfd, poll, read, wait).
     #[error("supervising the job: {0}")]
     Supervise(std::io::Error),
@@ -165,9 +170,7 @@ where
     let forked = match isolation {
         // SAFETY: the worker is single-threaded (see above), so the child can run Rust code.
         JobIsolation::Fork => unsafe { fork() }.map_err(RunnerError::Fork),
-        JobIsolation::OwnPidNamespace => {
-            fork_into_own_pid_namespace().map_err(RunnerError::ForkIntoNamespaces)
-        }
+        JobIsolation::OwnPidNamespace => fork_into_own_pid_namespace(),
     };
     match forked? {
         ForkResult::Child => {
@@ -248,11 +251,17 @@ impl<O: Decode> ReadyJob<O> {
 /// without capabilities create the PID namespace. As glibc's own fork does, it asks the
 /// kernel to store the child's thread id where glibc keeps it, so glibc's locks and thread
 /// bookkeeping see the right id in the child.
-fn fork_into_own_pid_namespace() -> nix::Result<ForkResult> {
+fn fork_into_own_pid_namespace() -> Result<ForkResult, RunnerError> {
+    let failed = |step| RunnerError::ForkIntoNamespaces {
+        step,
+        error: nix::Error::last(),
+    };
     let mut tid_slot: *mut libc::pid_t = std::ptr::null_mut();
     // SAFETY: PR_GET_TID_ADDRESS writes one pointer into `tid_slot`.
     if unsafe { libc::prctl(libc::PR_GET_TID_ADDRESS, &mut tid_slot) } != 0 {
-        return Err(nix::Error::last());
+        return Err(failed(
+            "prctl(PR_GET_TID_ADDRESS), which needs a kernel built with CONFIG_CHECKPOINT_RESTORE",
+        ));
     }
     let flags = libc::CLONE_NEWUSER
         | libc::CLONE_NEWPID
@@ -268,7 +277,7 @@ fn fork_into_own_pid_namespace() -> nix::Result<ForkResult> {
     // SAFETY: as above.
     let r = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, tid_slot) };
     match r {
-        -1 => Err(nix::Error::last()),
+        -1 => Err(failed("clone(CLONE_NEWUSER | CLONE_NEWPID)")),
         0 => Ok(ForkResult::Child),
         child => Ok(ForkResult::Parent {
             child: Pid::from_raw(child as libc::pid_t),
@@ -642,26 +651,35 @@ mod tests {
 
     #[test]
     fn a_job_in_its_own_pid_namespace_sees_no_other_process() {
-        let parent = std::process::id() as libc::pid_t;
-        let end = run_job(
-            limits(5_000),
-            JobIsolation::OwnPidNamespace,
-            no_confine,
-            || {
-                // SAFETY: signal 0 only checks whether the process can be signalled.
-                let signal_parent = unsafe { libc::kill(parent, 0) };
-                let errno = std::io::Error::last_os_error().raw_os_error();
-                // SAFETY: plain getters.
-                let (pid, ppid) = unsafe { (libc::getpid(), libc::getppid()) };
-                // glibc's cached thread id is right too: a thread can be created and joined.
-                let joined = std::thread::spawn(|| 7u32).join().ok();
-                (pid, ppid, signal_parent, errno, joined)
-            },
-        )
+        // The raw clone skips glibc's fork handlers, so it needs a single-threaded caller, as
+        // a worker is; the test harness is not. A plain fork (which runs them) gives one.
+        let end = run_job(limits(5_000), JobIsolation::Fork, no_confine, || {
+            let worker = std::process::id() as libc::pid_t;
+            let end = run_job(
+                limits(5_000),
+                JobIsolation::OwnPidNamespace,
+                no_confine,
+                || {
+                    // SAFETY: signal 0 only checks whether the process can be signalled.
+                    let signal_worker = unsafe { libc::kill(worker, 0) };
+                    let errno = std::io::Error::last_os_error().raw_os_error();
+                    // SAFETY: plain getters.
+                    let (pid, ppid) = unsafe { (libc::getpid(), libc::getppid()) };
+                    // glibc's thread id is right too: a thread can be created and joined.
+                    let joined = std::thread::spawn(|| 7u32).join().ok();
+                    (pid, ppid, signal_worker, errno, joined)
+                },
+            );
+            match end {
+                Ok(JobEnd::Finished { value, .. }) => Ok(value),
+                other => Err(format!("{other:?}")),
+            }
+        })
         .unwrap();
         let JobEnd::Finished { value, .. } = end else {
             panic!("{end:?}");
         };
+        let value = value.unwrap_or_else(|e| panic!("the inner job: {e}"));
         assert_eq!(value, (1, 0, -1, Some(libc::ESRCH), Some(7)));
     }
 
