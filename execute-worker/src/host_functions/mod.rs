@@ -1,9 +1,9 @@
 //! The host functions a validation function may import, and stubs for the rest.
 //!
 //! Each family is a module with a `register` function; the ABI (how slices and results
-//! cross the boundary) is in the `abi` module. The supported set, with versions, is this table (the
-//! names are also listed in `pvf_common::host_api::SUPPORTED`, which `pvf inspect` reads; a
-//! test keeps the two equal). Semantics follow Polkadot's host for each version, because a
+//! cross the boundary) is in the `abi` module. The supported set, with versions, is this
+//! table (the names are also listed in `pvf_common::host_api::SUPPORTED`, which `pvf
+//! inspect` reads; a test keeps the two equal). Semantics follow Polkadot's host for each version, because a
 //! host function's result can decide a verdict.
 //!
 //! | import (module `env`) | signature | behaviour |
