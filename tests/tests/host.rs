@@ -37,6 +37,12 @@ fn config(cache: &tempfile::TempDir, tune: impl FnOnce(&mut Config)) -> Config {
     config
 }
 
+/// A single prepare worker, so preparations run one after another.
+fn one_prepare_worker(config: &mut Config) {
+    config.prepare_workers_soft_max = 1;
+    config.prepare_workers_hard_max = 1;
+}
+
 async fn halt(host: &ValidationHost, limit_ms: u64) -> pvf_host::Execution {
     execute(
         host,
@@ -249,11 +255,7 @@ async fn a_hundred_concurrent_adder_validations_are_all_valid() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_prepare_worker_prepares_codes_in_turn_and_heads_up_prepares_once() {
     let cache = tempfile::tempdir().unwrap();
-    let host = start_host(config(&cache, |c| {
-        c.prepare_workers_soft_max = 1;
-        c.prepare_workers_hard_max = 1;
-    }))
-    .await;
+    let host = start_host(config(&cache, one_prepare_worker)).await;
     let p = ExecutorParams::default();
     let (a, b) = tokio::join!(
         host.precheck(Arc::new(adder_variant(1)), p.clone()),
@@ -322,11 +324,7 @@ async fn only_preparation_parameters_cause_a_new_preparation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_critical_request_overtakes_queued_background_preparations() {
     let cache = tempfile::tempdir().unwrap();
-    let host = start_host(config(&cache, |c| {
-        c.prepare_workers_soft_max = 1;
-        c.prepare_workers_hard_max = 1;
-    }))
-    .await;
+    let host = start_host(config(&cache, one_prepare_worker)).await;
     let p = ExecutorParams::default();
     let background: Vec<Vec<u8>> = (100..112).map(slow_to_compile_guest).collect();
     host.heads_up(

@@ -148,13 +148,24 @@ fn define_verify(
         "env",
         name,
         move |caller: Caller<'_, HostState>, sig: u32, msg: u64, public: u32| {
-            let sig = read_array::<64>(&caller, sig)?;
-            let msg = read_slice(&caller, msg)?;
-            let public = read_array::<32>(&caller, public)?;
-            wasmtime::Result::<u32>::Ok(verify(&sig, &msg, &public).into())
+            verify_args(&caller, verify, sig, msg, public).map(u32::from)
         },
     )?;
     Ok(())
+}
+
+/// Reads a verify function's arguments from guest memory and checks the signature.
+fn verify_args(
+    caller: &Caller<'_, HostState>,
+    verify: fn(&[u8; 64], &[u8], &[u8; 32]) -> bool,
+    sig: u32,
+    msg: u64,
+    public: u32,
+) -> wasmtime::Result<bool> {
+    let sig = read_array::<64>(caller, sig)?;
+    let msg = read_slice(caller, msg)?;
+    let public = read_array::<32>(caller, public)?;
+    Ok(verify(&sig, &msg, &public))
 }
 
 /// The deprecated batch functions that older runtimes still import. As in Polkadot's host
@@ -214,10 +225,7 @@ fn define_batch_verify(
         "env",
         name,
         move |mut caller: Caller<'_, HostState>, sig: u32, msg: u64, public: u32| {
-            let sig = read_array::<64>(&caller, sig)?;
-            let msg = read_slice(&caller, msg)?;
-            let public = read_array::<32>(&caller, public)?;
-            let valid = verify(&sig, &msg, &public);
+            let valid = verify_args(&caller, verify, sig, msg, public)?;
             if let Some(batch) = &mut caller.data_mut().batch_valid {
                 *batch &= valid;
             }
@@ -259,10 +267,7 @@ fn define_recover(
 mod tests {
     use super::*;
     use crate::host_functions::hashing::keccak_256;
-
-    fn hex<const N: usize>(s: &str) -> [u8; N] {
-        hex::decode(s).unwrap().try_into().unwrap()
-    }
+    use crate::host_functions::testing::hex;
 
     #[test]
     fn ed25519_rfc8032_vectors() {

@@ -69,10 +69,7 @@ fn define<const N: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex<const N: usize>(s: &str) -> [u8; N] {
-        hex::decode(s).unwrap().try_into().unwrap()
-    }
+    use crate::host_functions::testing::hex;
 
     #[test]
     fn blake2_matches_the_reference_implementation() {

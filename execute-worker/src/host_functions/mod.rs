@@ -54,6 +54,15 @@ mod panic;
 mod runtime_version;
 mod trie;
 
+/// Helpers the families' tests share.
+#[cfg(test)]
+mod testing {
+    /// A fixed-size value from hex.
+    pub fn hex<const N: usize>(s: &str) -> [u8; N] {
+        hex::decode(s).unwrap().try_into().unwrap()
+    }
+}
+
 use std::collections::HashSet;
 
 use pvf_common::host_api;
@@ -234,6 +243,18 @@ mod tests {
             (call $ed_batch (local.get 0) (local.get 1) (local.get 2))))"#;
 
     /// An instance of [`ALL_IMPORTS`] with its heap starting at 64 KiB.
+    /// RFC 8032 section 7.1 TEST 1: the signature at 0 and the key at 64 (its message is
+    /// empty).
+    fn write_rfc8032_test1(store: &mut Store<HostState>, memory: Memory) {
+        let sig: [u8; 64] = testing::hex(
+            "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+        );
+        let key: [u8; 32] =
+            testing::hex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
+        memory.write(&mut *store, 0, &sig).unwrap();
+        memory.write(&mut *store, 64, &key).unwrap();
+    }
+
     fn instance() -> (Store<HostState>, Instance, Memory) {
         let engine = Engine::default();
         let module = Module::new(&engine, wat::parse_str(ALL_IMPORTS).unwrap()).unwrap();
@@ -272,12 +293,8 @@ mod tests {
     #[test]
     fn fixed_size_arguments_and_scale_results_cross_the_abi() {
         let (mut store, instance, memory) = instance();
-        // RFC 8032 TEST 1: signature at 0, key at 64, empty message.
-        let sig = hex::decode("e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b").unwrap();
-        let key = hex::decode("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
-            .unwrap();
-        memory.write(&mut store, 0, &sig).unwrap();
-        memory.write(&mut store, 64, &key).unwrap();
+        // RFC 8032 TEST 1; the message is empty.
+        write_rfc8032_test1(&mut store, memory);
         let ed25519 = instance
             .get_typed_func::<(i32, i64, i32), i32>(&mut store, "ed25519")
             .unwrap();
@@ -327,12 +344,8 @@ mod tests {
     #[test]
     fn a_batch_records_failures_and_must_be_opened_once_and_closed_once() {
         let (mut store, instance, memory) = instance();
-        // RFC 8032 TEST 1 at 0 (signature) and 64 (key); message empty (valid) or 1 byte.
-        let sig = hex::decode("e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b").unwrap();
-        let key = hex::decode("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
-            .unwrap();
-        memory.write(&mut store, 0, &sig).unwrap();
-        memory.write(&mut store, 64, &key).unwrap();
+        // RFC 8032 TEST 1; the message is empty (valid) or 1 byte.
+        write_rfc8032_test1(&mut store, memory);
         let start = instance
             .get_typed_func::<(), ()>(&mut store, "start")
             .unwrap();

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use pvf_common::sandbox::rlimits::JobRlimits;
 use pvf_common::sandbox::{Layer, Layers};
+use pvf_common::worker::job_process::{JobEnd, JobIsolation, JobLimits, run_job};
 use pvf_host::worker::{SpawnSpec, WorkerProcess};
 use pvf_tests::escape::{AttemptOutcome, AttemptRequest};
 
@@ -33,7 +34,7 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(300);
-    // Before any thread exists: the measurement forks and enters a user namespace.
+    // Before the async runtime starts threads: the job runner wants a single-threaded caller.
     pid_namespace_cost(rounds);
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -42,76 +43,68 @@ fn main() {
         .block_on(layers_cost(rounds));
 }
 
-/// What a PID namespace per job adds: a bare fork, and a fork into new user and PID
-/// namespaces (the child is its init; both are torn down when it exits), interleaved.
-/// Measured in a forked process inside a user namespace, as a worker is.
+/// What a PID namespace per job adds: empty jobs through the job runner, forked plainly and
+/// into their own user and PID namespaces, interleaved. Measured in a job of its own (so
+/// single-threaded, as a worker is) that first enters a user namespace, as a worker does.
 fn pid_namespace_cost(rounds: usize) {
-    // SAFETY: single-threaded here; the child only makes syscalls and prints.
-    match unsafe { libc::fork() } {
-        0 => {}
-        -1 => panic!("fork: {}", std::io::Error::last_os_error()),
-        child => {
-            let mut status = 0;
-            // SAFETY: waiting for our own child.
-            unsafe { libc::waitpid(child, &mut status, 0) };
-            assert_eq!(status, 0, "the PID namespace measurement failed");
-            return;
+    let limits = JobLimits::from_cpu(Duration::from_secs(600));
+    let measured = run_job(limits, JobIsolation::Fork, no_confine, || {
+        enter_user_namespace()?;
+        let mut samples = [Vec::new(), Vec::new()];
+        for round in 0..rounds + 20 {
+            for (isolation, samples) in [JobIsolation::Fork, JobIsolation::OwnPidNamespace]
+                .into_iter()
+                .zip(samples.iter_mut())
+            {
+                let start = Instant::now();
+                match run_job(limits, isolation, no_confine, || ()) {
+                    Ok(JobEnd::Finished { .. }) => {}
+                    other => return Err(format!("{isolation:?}: {other:?}")),
+                }
+                if round >= 20 {
+                    samples.push(start.elapsed());
+                }
+            }
         }
+        Ok(samples.map(|mut s| percentile(&mut s, 0.5).as_nanos() as u64))
+    });
+    match measured {
+        Ok(JobEnd::Finished {
+            value: Ok([plain, own]),
+            ..
+        }) => {
+            let ms = |nanos: u64| nanos as f64 / 1e6;
+            println!(
+                "empty job p50 {:.3} ms; in its own user and PID namespaces p50 {:.3} ms ({:+.3} ms)\n",
+                ms(plain),
+                ms(own),
+                ms(own) - ms(plain)
+            );
+        }
+        Ok(JobEnd::Finished { value: Err(e), .. }) => println!("pid namespace: unmeasured ({e})\n"),
+        other => println!("pid namespace: unmeasured ({other:?})\n"),
     }
+}
+
+fn no_confine() -> Result<(), String> {
+    Ok(())
+}
+
+/// Enters a new user namespace with this process's ids mapped, as a worker's are (a nested
+/// one needs its creator's ids mapped).
+fn enter_user_namespace() -> Result<(), String> {
     // SAFETY: getters without side effects.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     // SAFETY: plain syscall in a single-threaded process.
-    let entered = unsafe { libc::unshare(libc::CLONE_NEWUSER) } == 0
-        // A nested user namespace needs the creator's ids mapped, as a worker's are.
-        && std::fs::write("/proc/self/setgroups", "deny").is_ok()
-        && std::fs::write("/proc/self/uid_map", format!("1000 {uid} 1")).is_ok()
-        && std::fs::write("/proc/self/gid_map", format!("1000 {gid} 1")).is_ok();
-    if !entered {
-        println!(
-            "pid namespace: unmeasured (no user namespace: {})",
-            std::io::Error::last_os_error()
-        );
-        // SAFETY: leaving the forked child without running the parent's destructors.
-        unsafe { libc::_exit(0) };
+    if unsafe { libc::unshare(libc::CLONE_NEWUSER) } != 0 {
+        return Err(format!("unshare: {}", std::io::Error::last_os_error()));
     }
-    let mut plain = Vec::new();
-    let mut new_pid_ns = Vec::new();
-    for round in 0..rounds + 20 {
-        for (flags, samples) in [
-            (0, &mut plain),
-            (libc::CLONE_NEWPID | libc::CLONE_NEWUSER, &mut new_pid_ns),
-        ] {
-            let start = Instant::now();
-            // SAFETY: a fork-like clone (no new stack); the child exits at once.
-            let pid = unsafe { libc::syscall(libc::SYS_clone, flags | libc::SIGCHLD, 0, 0, 0, 0) };
-            match pid {
-                // SAFETY: in the clone child: leave without touching anything.
-                0 => unsafe { libc::_exit(0) },
-                -1 => {
-                    println!("pid namespace: clone: {}", std::io::Error::last_os_error());
-                    // SAFETY: as above.
-                    unsafe { libc::_exit(1) };
-                }
-                pid => {
-                    // SAFETY: waiting for our own child.
-                    unsafe { libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0) };
-                }
-            }
-            if round >= 20 {
-                samples.push(start.elapsed());
-            }
-        }
-    }
-    let plain = percentile(&mut plain, 0.5);
-    let new_pid_ns = percentile(&mut new_pid_ns, 0.5);
-    println!(
-        "per-job fork p50 {:.3} ms; into new user and PID namespaces p50 {:.3} ms ({:+.3} ms)\n",
-        plain.as_secs_f64() * 1e3,
-        new_pid_ns.as_secs_f64() * 1e3,
-        (new_pid_ns.as_secs_f64() - plain.as_secs_f64()) * 1e3
-    );
-    // SAFETY: as above.
-    unsafe { libc::_exit(0) };
+    let write = |file: &str, content: String| {
+        std::fs::write(format!("/proc/self/{file}"), content).map_err(|e| format!("{file}: {e}"))
+    };
+    write("setgroups", "deny".into())?;
+    write("uid_map", format!("1000 {uid} 1"))?;
+    write("gid_map", format!("1000 {gid} 1"))
 }
 
 async fn layers_cost(rounds: usize) {
