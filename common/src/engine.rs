@@ -68,9 +68,11 @@ pub fn engine(params: &ExecutorParams) -> Result<Engine, EngineError> {
 }
 
 /// A hash of everything about this machine and build that decides whether an artifact
-/// compiled here may run here: our format version, the wasmtime version, wasmtime's own
-/// compatibility hash (compiler and ISA flags, i.e. the CPU features the code targets),
-/// NaN canonicalization (which wasmtime does not check), and the CPU features detected.
+/// compiled here may run here: our own version (a release may change instrumentation or
+/// prevalidation, and must never serve artifacts an older one produced), our format version,
+/// the wasmtime version, wasmtime's own compatibility hash (compiler and ISA flags, i.e. the
+/// CPU features the code targets), NaN canonicalization (which wasmtime does not check), and
+/// the CPU features detected.
 ///
 /// It is computed from the engine for the default parameters, so that a start-up scan can
 /// check any artifact without knowing its parameters. Settings that vary with the executor
@@ -82,17 +84,23 @@ pub fn fingerprint() -> Result<[u8; 32], EngineError> {
         .get_or_init(|| {
             let params = ExecutorParams::default();
             let engine = engine(&params).map_err(|e| e.0)?;
-            let mut hasher = Blake3Hasher(blake3::Hasher::new());
-            FORMAT_VERSION.hash(&mut hasher);
-            WASMTIME_VERSION.hash(&mut hasher);
-            engine.precompile_compatibility_hash().hash(&mut hasher);
-            "nan-canonicalization".hash(&mut hasher);
-            wasm_features(&params).bits().hash(&mut hasher);
-            cpu_features().hash(&mut hasher);
-            Ok(*hasher.0.finalize().as_bytes())
+            Ok(fingerprint_of(crate::worker::VERSION, &engine, &params))
         })
         .clone()
         .map_err(EngineError)
+}
+
+/// The fingerprint of `engine`, built for `params`, in a build whose version is `version`.
+fn fingerprint_of(version: &str, engine: &Engine, params: &ExecutorParams) -> [u8; 32] {
+    let mut hasher = Blake3Hasher(blake3::Hasher::new());
+    version.hash(&mut hasher);
+    FORMAT_VERSION.hash(&mut hasher);
+    WASMTIME_VERSION.hash(&mut hasher);
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    "nan-canonicalization".hash(&mut hasher);
+    wasm_features(params).bits().hash(&mut hasher);
+    cpu_features().hash(&mut hasher);
+    *hasher.0.finalize().as_bytes()
 }
 
 /// The CPU features that Cranelift may target on this machine.
@@ -160,6 +168,19 @@ mod tests {
         let a = fingerprint().unwrap();
         assert_eq!(a, fingerprint().unwrap());
         assert_ne!(a, [0; 32]);
+    }
+
+    #[test]
+    fn fingerprint_covers_our_own_version() {
+        let params = ExecutorParams::default();
+        let engine = engine(&params).unwrap();
+        let ours = fingerprint_of(crate::worker::VERSION, &engine, &params);
+        assert_eq!(ours, fingerprint().unwrap());
+        let next_release = fingerprint_of("0.0.0-next", &engine, &params);
+        assert_ne!(
+            ours, next_release,
+            "a new release must not load old artifacts"
+        );
     }
 
     #[test]
