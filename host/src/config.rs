@@ -11,6 +11,9 @@ pub const PREPARE_WORKER: &str = "pvf-prepare-worker";
 /// Name of the execute worker binary.
 pub const EXECUTE_WORKER: &str = "pvf-execute-worker";
 
+/// The cache's default size budget: Polkadot's 10 GiB.
+pub const DEFAULT_CACHE_MAX_SIZE: u64 = 10 * 1024 * 1024 * 1024;
+
 /// How the host runs.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -34,6 +37,13 @@ pub struct Config {
     /// How long a worker has to start and hand shake (default: 10 s; spawning takes ~2 ms,
     /// the rest is headroom for a loaded machine).
     pub spawn_timeout: Duration,
+    /// Wait before retrying a failed worker spawn; it doubles on each failure in a row up to
+    /// [`Config::spawn_retry_max_delay`] (default: 250 ms). A failed spawn (`EAGAIN`, a
+    /// worker that dies at start) is this machine's trouble, so the queues retry forever and
+    /// never fail the jobs waiting for the worker, as Polkadot does.
+    pub spawn_retry_delay: Duration,
+    /// The longest wait between spawn retries (default: 3 s, Polkadot's fixed retry delay).
+    pub spawn_retry_max_delay: Duration,
     /// How long past a job's wall-clock backstop the host waits for a silent worker before
     /// it kills and replaces it (default: 5 s: loading a large artifact, a loaded machine).
     pub worker_grace: Duration,
@@ -45,12 +55,24 @@ pub struct Config {
     /// Preparation attempts for one artifact before a non-deterministic failure is final
     /// (default: 5, as Polkadot).
     pub prepare_max_attempts: u32,
-    /// Size budget of the cache in bytes; `None` never prunes (default: `None`).
+    /// Size budget of the cache in bytes; `None` never prunes (default: 10 GiB, as Polkadot).
     pub cache_max_size: Option<u64>,
-    /// An artifact needed within this time is never pruned (default: 24 h).
+    /// An artifact needed within this time is never pruned, even over the budget (default:
+    /// 24 h, as Polkadot).
     pub cache_min_stale: Duration,
-    /// How often the host persists last-needed times and prunes (default: 60 s).
+    /// How often the host persists last-needed times and prunes (default: 60 s). Both run on
+    /// a blocking thread, so a slow disk delays them, not scheduling.
     pub maintenance_interval: Duration,
+    /// How long a backing execution may wait in the execute queue for a worker; past it the
+    /// job is dropped unrun and `execute` fails with [`crate::HostError::DeadlineExceeded`]
+    /// (default: 12 s). Polkadot drops a backing job once its relay parent has left the
+    /// allowed ancestry (a few 6 s blocks); this host has no view of the relay chain, so it
+    /// measures the wait instead. `None` never drops. Approvals and disputes have no deadline.
+    pub backing_deadline: Option<Duration>,
+    /// Delay before an approval or dispute whose verdict is PossiblyInvalid or Internal is
+    /// executed again; `None` turns retries off (default: 3 s, as Polkadot's candidate
+    /// validation). See [`crate::ValidationHost::execute`] for which verdicts are retried.
+    pub execute_retry_delay: Option<Duration>,
 }
 
 impl Config {
@@ -69,13 +91,17 @@ impl Config {
             execute_workers_max: 2,
             max_queued_executions: 512,
             spawn_timeout: Duration::from_secs(10),
+            spawn_retry_delay: Duration::from_millis(250),
+            spawn_retry_max_delay: Duration::from_secs(3),
             worker_grace: Duration::from_secs(5),
             sandbox: SandboxMode::Enforce,
             prepare_retry_cooldown: Duration::from_secs(15 * 60),
             prepare_max_attempts: 5,
-            cache_max_size: None,
+            cache_max_size: Some(DEFAULT_CACHE_MAX_SIZE),
             cache_min_stale: Duration::from_secs(24 * 60 * 60),
             maintenance_interval: Duration::from_secs(60),
+            backing_deadline: Some(Duration::from_secs(12)),
+            execute_retry_delay: Some(Duration::from_secs(3)),
         }
     }
 }
@@ -90,5 +116,17 @@ pub fn default_cache_dir() -> PathBuf {
     match base {
         Some(base) => base.join("pvf"),
         None => PathBuf::from(".pvf-cache"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_is_bounded_by_default_like_polkadots() {
+        let config = Config::new(PathBuf::from("/cache"));
+        assert_eq!(config.cache_max_size, Some(10 * 1024 * 1024 * 1024));
+        assert_eq!(config.cache_min_stale, Duration::from_secs(24 * 60 * 60));
     }
 }

@@ -3,9 +3,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use pvf_common::error::PrepareError;
+use pvf_common::ipc::frame::MAX_FRAME_LEN;
 use pvf_common::params::{ArtifactId, ExecKind, ExecutorParams};
 use pvf_common::sandbox::SandboxMode;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -18,7 +20,12 @@ use crate::metrics::{Flavor, Metrics, MetricsError};
 use crate::prepare;
 use crate::security::{self, SecurityReport};
 use crate::verdict::Verdict;
-use crate::worker::Spawner;
+use crate::worker::{Backoff, Spawner};
+
+/// The largest `validation_params` an execution takes: the IPC frame's cap less room for the
+/// rest of the request. Larger params are refused as a request error; they could never
+/// reach a worker.
+pub const MAX_VALIDATION_PARAMS_LEN: usize = MAX_FRAME_LEN as usize - 64 * 1024;
 
 /// Why the host could not start.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +53,25 @@ pub enum HostError {
     /// The host future has stopped (or was never spawned).
     #[error("the validation host has stopped")]
     Stopped,
+    /// A backing execution waited for a worker past [`Config::backing_deadline`] and was
+    /// dropped unrun: the host is overloaded. Not a verdict (Polkadot's
+    /// `ExecutionDeadline`): do not vote on this candidate.
+    #[error(
+        "the backing job waited {waited:?} for a worker, past its deadline (the host is overloaded)"
+    )]
+    DeadlineExceeded {
+        /// How long it waited.
+        waited: Duration,
+    },
+    /// The time limit is too large to be enforced (it must fit in a `u64` of milliseconds).
+    #[error("the time limit {0:?} is too large (at most u64::MAX milliseconds)")]
+    TimeoutTooLarge(Duration),
+    /// The validation params exceed what one IPC frame can carry.
+    #[error("validation params of {len} bytes exceed the maximum of {MAX_VALIDATION_PARAMS_LEN}")]
+    ParamsTooLarge {
+        /// Their length.
+        len: usize,
+    },
 }
 
 /// Why a pre-check did not produce an artifact.
@@ -67,8 +93,11 @@ pub struct Execution {
     pub verdict: Verdict,
     /// Time spent waiting for the artifact to be prepared (zero when it was cached).
     pub prepare_time: Duration,
-    /// Time the execute worker took.
+    /// Time the execute worker took (the last attempt's).
     pub execute_time: Duration,
+    /// How many times the execution was retried after a PossiblyInvalid or Internal verdict
+    /// (approvals and disputes only; see [`ValidationHost::execute`]).
+    pub retries: u32,
 }
 
 /// A prepared artifact.
@@ -124,7 +153,8 @@ pub struct ExecuteArgs {
     pub validation_params: Arc<Vec<u8>>,
     /// The kind of validation: its priority, and its default time limit.
     pub kind: ExecKind,
-    /// CPU-time limit; `None` takes the kind's limit from the executor parameters.
+    /// CPU-time limit; `None` takes the kind's limit from the executor parameters. At most
+    /// `u64::MAX` milliseconds.
     pub timeout: Option<Duration>,
 }
 
@@ -134,6 +164,7 @@ pub struct ValidationHost {
     to_host: mpsc::UnboundedSender<ToHost>,
     slots: Arc<Semaphore>,
     capacity: usize,
+    retry_delay: Option<Duration>,
     metrics: Metrics,
 }
 
@@ -179,6 +210,7 @@ pub async fn start(
         to_host,
         slots: Arc::new(Semaphore::new(capacity)),
         capacity,
+        retry_delay: config.execute_retry_delay,
         metrics,
     };
     Ok((handle, run))
@@ -197,6 +229,10 @@ fn queue_configs(
         sandbox: config.sandbox,
         flavor,
         metrics: metrics.clone(),
+        backoff: Backoff {
+            first: config.spawn_retry_delay,
+            max: config.spawn_retry_max_delay.max(config.spawn_retry_delay),
+        },
     };
     let soft_max = config.prepare_workers_soft_max.max(1);
     let prepare = prepare::queue::QueueConfig {
@@ -210,6 +246,7 @@ fn queue_configs(
         spawner: spawner(&config.execute_worker, Flavor::Execute),
         max_workers: config.execute_workers_max.max(1),
         grace: config.worker_grace,
+        backing_deadline: config.backing_deadline,
     };
     (prepare, execute)
 }
@@ -238,8 +275,18 @@ impl ValidationHost {
 
     /// Validates a candidate: waits for the code's artifact (preparing it if needed), then
     /// runs `validate_block` on an execute worker.
+    ///
+    /// Approvals and disputes whose verdict is PossiblyInvalid or Internal are executed
+    /// again, as Polkadot's candidate validation does: after [`Config::execute_retry_delay`]
+    /// (3 s), at most once for each of the two verdicts, and only while the time since the
+    /// request plus the delay stays within the kind's time limit; the retry gets the time
+    /// left as its limit. Backing is never retried (a backer must not back a candidate on a
+    /// second try). [`Execution::retries`] tells how many retries ran.
+    ///
+    /// Dropping the returned future cancels the request: its job never starts if it has not,
+    /// and its place in the queue is free at once.
     pub async fn execute(&self, args: ExecuteArgs) -> Result<Execution, HostError> {
-        let permit = self
+        let _slot = self
             .slots
             .clone()
             .try_acquire_owned()
@@ -249,23 +296,69 @@ impl ValidationHost {
         let timeout = args
             .timeout
             .unwrap_or_else(|| args.executor_params.exec_timeout(args.kind));
+        if u64::try_from(timeout.as_millis()).is_err() {
+            return Err(HostError::TimeoutTooLarge(timeout));
+        }
+        let len = args.validation_params.len();
+        if len > MAX_VALIDATION_PARAMS_LEN {
+            return Err(HostError::ParamsTooLarge { len });
+        }
+        let started = Instant::now();
+        let mut execution = self.execute_once(&args, timeout).await?;
+        let Some(delay) = self.retry_delay.filter(|_| args.kind != ExecKind::Backing) else {
+            return Ok(execution);
+        };
+        let mut retries_left = RetriesLeft {
+            possibly_invalid: 1,
+            internal: 1,
+        };
+        while started.elapsed() + delay <= timeout && retries_left.take(&execution.verdict) {
+            tracing::warn!(kind = ?args.kind, "executing again in {delay:?} after {}", execution.verdict);
+            tokio::time::sleep(delay).await;
+            self.metrics.execute_retries.inc();
+            let left = timeout.saturating_sub(started.elapsed());
+            let retry = self.execute_once(&args, left).await?;
+            execution = Execution {
+                retries: execution.retries + 1,
+                prepare_time: execution.prepare_time + retry.prepare_time,
+                ..retry
+            };
+        }
+        Ok(execution)
+    }
+
+    /// One attempt at an execution, cancelled if the caller goes away.
+    async fn execute_once(
+        &self,
+        args: &ExecuteArgs,
+        timeout: Duration,
+    ) -> Result<Execution, HostError> {
+        static NEXT_REQUEST: AtomicU64 = AtomicU64::new(0);
+        let request = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
         let job = ExecuteJob {
+            request,
             id: ArtifactId::new(&args.code, &args.executor_params),
-            code: args.code,
+            code: args.code.clone(),
             path: PathBuf::new(),
-            params: args.executor_params,
-            validation_params: args.validation_params,
+            install: 0,
+            params: args.executor_params.clone(),
+            validation_params: args.validation_params.clone(),
             kind: args.kind,
             timeout,
             enqueued: Instant::now(),
             prepare_time: Duration::ZERO,
             artifact_replaced: false,
             reply,
-            permit,
         };
         self.send(ToHost::Execute(Box::new(job)))?;
-        answer.await.map_err(|_| HostError::Stopped)?
+        let cancel = CancelOnDrop {
+            to_host: &self.to_host,
+            request: Some(request),
+        };
+        let answer = answer.await;
+        cancel.disarm();
+        answer.map_err(|_| HostError::Stopped)?
     }
 
     /// Prepares codes ahead of need, at background priority.
@@ -298,5 +391,84 @@ impl ValidationHost {
 
     fn send(&self, message: ToHost) -> Result<(), HostError> {
         self.to_host.send(message).map_err(|_| HostError::Stopped)
+    }
+}
+
+/// Retries left per verdict, as Polkadot's candidate validation counts them.
+struct RetriesLeft {
+    possibly_invalid: u32,
+    internal: u32,
+}
+
+impl RetriesLeft {
+    /// Whether `verdict` may be retried, spending one retry of its kind.
+    fn take(&mut self, verdict: &Verdict) -> bool {
+        let left = match verdict {
+            Verdict::PossiblyInvalid(_) => &mut self.possibly_invalid,
+            Verdict::Internal(_) => &mut self.internal,
+            Verdict::Valid(_) | Verdict::Invalid(_) => return false,
+        };
+        let any = *left > 0;
+        *left = left.saturating_sub(1);
+        any
+    }
+}
+
+/// Tells the host that an execution's caller went away, unless disarmed first.
+struct CancelOnDrop<'a> {
+    to_host: &'a mpsc::UnboundedSender<ToHost>,
+    request: Option<u64>,
+}
+
+impl CancelOnDrop<'_> {
+    fn disarm(mut self) {
+        self.request = None;
+    }
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(request) = self.request {
+            let _ = self.to_host.send(ToHost::Cancel(request));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pvf_common::ipc::frame;
+    use pvf_common::message::ExecuteRequest;
+
+    #[test]
+    fn the_largest_params_taken_fit_in_a_frame() {
+        let request = ExecuteRequest {
+            id: ArtifactId::new(b"code", &ExecutorParams::default()),
+            params: ExecutorParams::default(),
+            validation_params: vec![0; MAX_VALIDATION_PARAMS_LEN],
+            timeout_ms: u64::MAX,
+        };
+        assert!(frame::encode(&request).is_ok());
+    }
+
+    #[test]
+    fn each_retryable_verdict_is_retried_once() {
+        let mut left = RetriesLeft {
+            possibly_invalid: 1,
+            internal: 1,
+        };
+        let maybe = Verdict::PossiblyInvalid("died".into());
+        let internal = Verdict::Internal("io".into());
+        assert!(left.take(&maybe));
+        assert!(left.take(&internal));
+        assert!(!left.take(&maybe) && !left.take(&internal));
+        let invalid = Verdict::Invalid(crate::InvalidReason::Trap("x".into()));
+        assert!(
+            !RetriesLeft {
+                possibly_invalid: 1,
+                internal: 1
+            }
+            .take(&invalid)
+        );
     }
 }

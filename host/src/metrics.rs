@@ -61,6 +61,16 @@ pub struct Metrics {
     pub bad_artifacts: IntCounter,
     /// Artifacts removed by pruning.
     pub pruned: IntCounter,
+    /// Worker spawns that failed and were retried, by flavor.
+    pub worker_spawn_failures: IntCounterVec,
+    /// Approvals and disputes executed again after a PossiblyInvalid or Internal verdict.
+    pub execute_retries: IntCounter,
+    /// Executions dropped unrun because their caller went away.
+    pub execute_cancelled: IntCounter,
+    /// Backing executions dropped unrun past their deadline.
+    pub execute_deadline_exceeded: IntCounter,
+    /// Cache files the start-up scan could not read (kept, not indexed).
+    pub scan_unreadable: IntCounter,
 }
 
 /// Why the metrics could not be registered (a name clash: a bug).
@@ -172,6 +182,26 @@ impl Metrics {
                 "Artifacts refused by an execute worker (bad header or checksum) and re-prepared",
             )?,
             pruned: IntCounter::new("pvf_cache_pruned", "Artifacts removed by pruning")?,
+            worker_spawn_failures: flavor(
+                "pvf_worker_spawn_failures",
+                "Worker spawns that failed and were retried after a backoff",
+            )?,
+            execute_retries: IntCounter::new(
+                "pvf_execute_retries",
+                "Approvals and disputes executed again after a PossiblyInvalid or Internal verdict",
+            )?,
+            execute_cancelled: IntCounter::new(
+                "pvf_execute_cancelled",
+                "Executions dropped unrun because their caller went away",
+            )?,
+            execute_deadline_exceeded: IntCounter::new(
+                "pvf_execute_deadline_exceeded",
+                "Backing executions dropped unrun after waiting past their deadline",
+            )?,
+            scan_unreadable: IntCounter::new(
+                "pvf_cache_scan_unreadable",
+                "Cache files the start-up scan could not read; kept on disk, not indexed",
+            )?,
             registry,
         };
         metrics.register_all()?;
@@ -201,6 +231,11 @@ impl Metrics {
         r.register(Box::new(self.scan_removed.clone()))?;
         r.register(Box::new(self.bad_artifacts.clone()))?;
         r.register(Box::new(self.pruned.clone()))?;
+        r.register(Box::new(self.worker_spawn_failures.clone()))?;
+        r.register(Box::new(self.execute_retries.clone()))?;
+        r.register(Box::new(self.execute_cancelled.clone()))?;
+        r.register(Box::new(self.execute_deadline_exceeded.clone()))?;
+        r.register(Box::new(self.scan_unreadable.clone()))?;
         Ok(())
     }
 
@@ -228,6 +263,20 @@ impl Metrics {
         self.worker_spawned
             .with_label_values(&[flavor.label()])
             .inc();
+    }
+
+    /// A worker spawn failed; it will be retried.
+    pub fn worker_spawn_failed(&self, flavor: Flavor) {
+        self.worker_spawn_failures
+            .with_label_values(&[flavor.label()])
+            .inc();
+    }
+
+    /// Failed spawns of `flavor` workers so far.
+    pub fn worker_spawn_failures(&self, flavor: Flavor) -> u64 {
+        self.worker_spawn_failures
+            .with_label_values(&[flavor.label()])
+            .get()
     }
 
     /// A worker was killed by the host or died.

@@ -96,6 +96,17 @@ pub struct Spawner {
     pub flavor: Flavor,
     /// Where spawns and retirements are counted.
     pub metrics: Metrics,
+    /// Waits between failed spawns.
+    pub backoff: Backoff,
+}
+
+/// Waits between retries: `first`, doubling after each failure in a row up to `max`.
+#[derive(Clone, Copy, Debug)]
+pub struct Backoff {
+    /// The first wait.
+    pub first: Duration,
+    /// The longest wait.
+    pub max: Duration,
 }
 
 impl Spawner {
@@ -123,6 +134,27 @@ impl Spawner {
         worker.retire = Some((self.metrics.clone(), self.flavor));
         tracing::debug!(flavor = name, pid = worker.pid(), "worker spawned");
         Ok(worker)
+    }
+}
+
+impl Spawner {
+    /// Spawns one worker, retrying after a backoff until one starts. A failed spawn
+    /// (`EAGAIN`, a worker that dies at start, a loaded machine past the spawn timeout) is
+    /// this machine's trouble: failing the jobs that wait for the worker would turn it into
+    /// verdicts and spend their preparation attempts.
+    pub async fn spawn_retrying(&self) -> WorkerProcess {
+        let mut delay = self.backoff.first;
+        loop {
+            match self.spawn().await {
+                Ok(worker) => return worker,
+                Err(e) => {
+                    self.metrics.worker_spawn_failed(self.flavor);
+                    tracing::warn!(flavor = ?self.flavor, "spawning a worker failed, retrying in {delay:?}: {e}");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(self.backoff.max);
+                }
+            }
+        }
     }
 }
 

@@ -326,3 +326,31 @@ pub async fn assert_adder_valid(
         out.verdict
     );
 }
+
+/// Whether any thread of a process is in state R (running or runnable).
+pub fn is_running(pid: i32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.filter_map(Result::ok).any(|task| {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        stat.rsplit(") ")
+            .next()
+            .is_some_and(|rest| rest.starts_with('R'))
+    })
+}
+
+/// The execute jobs running now under the host whose cache is `cache`, as (worker, job)
+/// pids: a job forked ahead of time sleeps on its input pipe until it gets work.
+pub fn running_execute_jobs(cache: &Path) -> Vec<(i32, i32)> {
+    let workers = child_processes(&format!("{}/workers/execute-", cache.display()));
+    workers
+        .into_iter()
+        .flat_map(|worker| {
+            children_of(worker)
+                .into_iter()
+                .filter(|job| is_running(*job))
+                .map(move |job| (worker, job))
+        })
+        .collect()
+}

@@ -5,6 +5,11 @@
 //! Only headers are read here. Payload checksums are verified by the execute worker on the
 //! bytes it deserializes; a mismatch comes back as a bad artifact, and the host deletes the
 //! file and prepares it again.
+//!
+//! [`Artifacts`] is the index, and does no I/O after the start-up scan: removing an entry
+//! hands back the file to delete, and the last-needed times come out as a snapshot to store,
+//! so the coordinator can do both on a blocking thread ([`delete_files`], [`meta::store`])
+//! and a slow disk never stalls scheduling.
 
 pub mod lock;
 pub mod meta;
@@ -49,6 +54,10 @@ pub struct Entry {
     pub size: u64,
     /// When an execution or pre-check last needed it.
     pub last_needed: SystemTime,
+    /// Which install of the artifact this file is, unique for the host's life. A report
+    /// about a file names its install, so a late report about a deleted file never deletes
+    /// the one prepared to replace it.
+    pub install: u64,
 }
 
 /// The cache, locked for this host.
@@ -57,6 +66,7 @@ pub struct Artifacts {
     entries: HashMap<ArtifactId, Entry>,
     metrics: Metrics,
     dirty: bool,
+    next_install: u64,
     _lock: CacheLock,
 }
 
@@ -78,17 +88,24 @@ impl Artifacts {
         let times = meta::load(cache_dir);
         let mut entries = HashMap::new();
         for entry in kept {
-            if let scan::Class::Artifact { id, size, modified } = entry.class {
-                let last_needed = times.get(&id).copied().unwrap_or(modified);
-                let path = entry.path;
-                entries.insert(
-                    id,
-                    Entry {
+            match entry.class {
+                scan::Class::Artifact { id, size, modified } => {
+                    let last_needed = times.get(&id).copied().unwrap_or(modified);
+                    let path = entry.path;
+                    let install = entries.len() as u64;
+                    let found = Entry {
                         path,
                         size,
                         last_needed,
-                    },
-                );
+                        install,
+                    };
+                    entries.insert(id, found);
+                }
+                scan::Class::Unreadable(e) => {
+                    tracing::warn!(path = %entry.path.display(), "cache scan: unreadable, kept but not used: {e}");
+                    metrics.scan_unreadable.inc();
+                }
+                _ => {}
             }
         }
         metrics.scan_kept.inc_by(entries.len() as u64);
@@ -100,6 +117,7 @@ impl Artifacts {
         );
         let artifacts = Self {
             dir: cache_dir.to_path_buf(),
+            next_install: entries.len() as u64,
             entries,
             metrics: metrics.clone(),
             dirty: true,
@@ -132,39 +150,42 @@ impl Artifacts {
         }
     }
 
-    /// Indexes a freshly installed artifact.
-    pub fn insert(&mut self, id: ArtifactId, path: PathBuf, size: u64, now: SystemTime) {
-        let last_needed = now;
-        self.entries.insert(
-            id,
-            Entry {
-                path,
-                size,
-                last_needed,
-            },
-        );
-        self.dirty = true;
-        self.update_gauges();
-    }
-
-    /// Deletes `id`'s file and forgets it.
-    pub fn remove(&mut self, id: &ArtifactId) {
-        let path = match self.entries.remove(id) {
-            Some(entry) => entry.path,
-            None => self.dir.join(id.file_name()),
+    /// Indexes a freshly installed artifact; returns the entry's install number.
+    pub fn insert(&mut self, id: ArtifactId, path: PathBuf, size: u64, now: SystemTime) -> u64 {
+        let install = self.next_install;
+        self.next_install += 1;
+        let entry = Entry {
+            path,
+            size,
+            last_needed: now,
+            install,
         };
-        if let Err(e) = std::fs::remove_file(&path)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::warn!(path = %path.display(), "removing an artifact: {e}");
-        }
+        self.entries.insert(id, entry);
         self.dirty = true;
         self.update_gauges();
+        install
     }
 
-    /// Removes least-recently-needed artifacts until the rest fit in `budget` bytes, never
-    /// one needed within `min_stale`. Returns what was removed.
-    pub fn prune(&mut self, budget: u64, min_stale: Duration, now: SystemTime) -> Vec<ArtifactId> {
+    /// Forgets `id` if its entry is the install `install`; returns the file to delete.
+    /// Another install (a newer file) is left alone.
+    pub fn remove(&mut self, id: &ArtifactId, install: u64) -> Option<PathBuf> {
+        if self.entries.get(id)?.install != install {
+            return None;
+        }
+        let entry = self.entries.remove(id)?;
+        self.dirty = true;
+        self.update_gauges();
+        Some(entry.path)
+    }
+
+    /// Forgets least-recently-needed artifacts until the rest fit in `budget` bytes, never
+    /// one needed within `min_stale`. Returns what was forgotten, with the files to delete.
+    pub fn prune(
+        &mut self,
+        budget: u64,
+        min_stale: Duration,
+        now: SystemTime,
+    ) -> Vec<(ArtifactId, PathBuf)> {
         let candidates = self
             .entries
             .iter()
@@ -175,27 +196,46 @@ impl Artifacts {
             })
             .collect();
         let chosen = prune::select(candidates, budget, min_stale, now);
-        for id in &chosen {
-            tracing::info!(artifact = %id, "pruned");
-            self.remove(id);
-            self.metrics.pruned.inc();
+        let mut pruned = Vec::new();
+        for id in chosen {
+            let Some(entry) = self.entries.get(&id) else {
+                continue;
+            };
+            if let Some(path) = self.remove(&id, entry.install) {
+                tracing::info!(artifact = %id, "pruned");
+                self.metrics.pruned.inc();
+                pruned.push((id, path));
+            }
         }
-        chosen
+        pruned
     }
 
-    /// Writes the last-needed times if they changed.
-    pub fn persist(&mut self) {
+    /// The last-needed times to store, if they changed since the last snapshot.
+    pub fn take_times_to_store(&mut self) -> Option<Vec<(ArtifactId, SystemTime)>> {
         if !self.dirty {
-            return;
+            return None;
         }
-        let times: Vec<_> = self
-            .entries
-            .iter()
-            .map(|(id, e)| (*id, e.last_needed))
-            .collect();
-        match meta::store(&self.dir, &times) {
-            Ok(()) => self.dirty = false,
-            Err(e) => tracing::warn!("writing the cache metadata: {e}"),
+        self.dirty = false;
+        Some(
+            self.entries
+                .iter()
+                .map(|(id, e)| (*id, e.last_needed))
+                .collect(),
+        )
+    }
+
+    /// Storing the last snapshot failed: take another next time.
+    pub fn store_failed(&mut self) {
+        self.dirty = true;
+    }
+
+    /// Writes the last-needed times if they changed, on this thread (at shutdown).
+    pub fn persist(&mut self) {
+        if let Some(times) = self.take_times_to_store()
+            && let Err(e) = meta::store(&self.dir, &times)
+        {
+            tracing::warn!("writing the cache metadata: {e}");
+            self.store_failed();
         }
     }
 
@@ -209,6 +249,18 @@ impl Artifacts {
 impl Drop for Artifacts {
     fn drop(&mut self) {
         self.persist();
+    }
+}
+
+/// Deletes artifact files the index has forgotten (blocking I/O: call it off the async
+/// threads). A file already gone is fine.
+pub fn delete_files(paths: &[PathBuf]) {
+    for path in paths {
+        if let Err(e) = std::fs::remove_file(path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %path.display(), "removing an artifact: {e}");
+        }
     }
 }
 

@@ -32,6 +32,9 @@ pub enum Class {
     /// Named as our artifact, but its header is bad, names another id, or disagrees with
     /// the file's length.
     BadHeader(ArtifactError),
+    /// Named as our artifact, but reading it failed (`EACCES`, `EIO`): nothing says it is
+    /// corrupt, so it is kept on disk, but not used.
+    Unreadable(ArtifactError),
     /// Our artifact, compiled by another engine or for other CPU features.
     ForeignFingerprint,
     /// A temporary file of ours, left by an interrupted write.
@@ -52,7 +55,7 @@ impl Class {
             Self::ForeignFingerprint => Some("foreign_fingerprint"),
             Self::Temp => Some("temp"),
             Self::StaleWorkerDir => Some("stale_worker_dir"),
-            Self::Artifact { .. } | Self::Own | Self::Foreign => None,
+            Self::Artifact { .. } | Self::Unreadable(_) | Self::Own | Self::Foreign => None,
         }
     }
 }
@@ -113,6 +116,7 @@ fn classify(path: &Path, name: &str, fingerprint: &[u8; 32]) -> Class {
     }
     let (header, size) = match artifact::read_header(path) {
         Ok(found) => found,
+        Err(e @ ArtifactError::Io(_)) => return Class::Unreadable(e),
         Err(e) => return Class::BadHeader(e),
     };
     if &header.fingerprint != fingerprint {
@@ -200,5 +204,24 @@ mod tests {
         assert_eq!(kept.len(), 2);
         assert_eq!(removed.len(), 4);
         assert!(dir.path().join("notes.txt").exists());
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_read_is_kept_not_deleted_as_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = ArtifactId::new(b"code", &ExecutorParams::default());
+        let path = dir.path().join(id.file_name());
+        // Opening succeeds, reading fails with EIO (page 0 is never mapped): a stand-in for
+        // a failing disk that works as root too, where EACCES cannot be provoked.
+        std::os::unix::fs::symlink("/proc/self/mem", &path).unwrap();
+        let entries = inspect(dir.path(), &[7; 32]).unwrap();
+        assert!(
+            matches!(&entries[0].class, Class::Unreadable(ArtifactError::Io(_))),
+            "{:?}",
+            entries[0].class
+        );
+        let (kept, removed) = clean(entries);
+        assert_eq!((kept.len(), removed.len()), (1, 0));
+        assert!(path.symlink_metadata().is_ok(), "the file is still there");
     }
 }

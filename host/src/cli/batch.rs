@@ -36,6 +36,8 @@ pub async fn run(mut config: pvf_host::Config, args: Args) -> ExitCode {
         config.execute_workers_max = workers;
     }
     config.max_queued_executions = config.max_queued_executions.max(requests.len());
+    // Every request is queued at once by design: none is late.
+    config.backing_deadline = None;
     let host = match super::start_host_serving_metrics(config, args.prometheus_port).await {
         Ok(host) => host,
         Err(code) => return code,

@@ -87,6 +87,7 @@ fn ls(dir: &Path, entries: Vec<scan::Entry>) {
             Class::Artifact { .. } => "ok".to_string(),
             Class::ForeignFingerprint => "foreign fingerprint".to_string(),
             Class::BadHeader(e) => format!("bad: {e}"),
+            Class::Unreadable(e) => format!("unreadable: {e}"),
             other => format!("{other:?}"),
         };
         let needed = match &entry.class {
@@ -140,7 +141,9 @@ fn prune(dir: &Path, max_size: u64, min_stale: Duration) -> ExitCode {
         }
     };
     let removed = artifacts.prune(max_size, min_stale, SystemTime::now());
-    for id in &removed {
+    let paths: Vec<_> = removed.iter().map(|(_, path)| path.clone()).collect();
+    pvf_host::artifacts::delete_files(&paths);
+    for (id, _) in &removed {
         println!("pruned {}", id.file_name());
     }
     let left: u64 = artifacts.iter().map(|(_, e)| e.size).sum();

@@ -1,33 +1,40 @@
-//! The execute side: a bounded priority queue of executions ([`queue`], the actor that owns
-//! the workers, keyed by executor parameters) and the worker-side steps of one execution
-//! ([`pool`]).
+//! The execute side: a queue of executions shared fairly between the kinds of validation
+//! ([`queue`], the actor that owns the workers, keyed by executor parameters; [`share`], the
+//! fair share) and the worker-side steps of one execution ([`pool`]).
 
 pub mod pool;
 pub mod queue;
+pub mod share;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pvf_common::params::{ArtifactId, ExecKind, ExecutorParams};
-use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use tokio::sync::oneshot;
 
 use crate::host::{Execution, HostError};
 
 /// One execution, from the caller's request until its answer.
 #[derive(Debug)]
 pub struct ExecuteJob {
+    /// The request it serves, unique in this process: a caller that goes away cancels it
+    /// by this number.
+    pub request: u64,
     /// The artifact to run.
     pub id: ArtifactId,
     /// The code, kept to prepare it again if its artifact turns out bad.
     pub code: Arc<Vec<u8>>,
     /// The artifact's file in the cache, once prepared.
     pub path: PathBuf,
+    /// Which install of the artifact `path` is ([`crate::artifacts::Entry::install`]), so
+    /// that a report about this file never deletes a newer one.
+    pub install: u64,
     /// The executor parameters.
     pub params: ExecutorParams,
     /// SCALE-encoded `ValidationParams`.
     pub validation_params: Arc<Vec<u8>>,
-    /// The kind of validation: the queue's priority.
+    /// The kind of validation: its share of the queue, and whether it has a deadline.
     pub kind: ExecKind,
     /// CPU-time limit of the job.
     pub timeout: Duration,
@@ -40,6 +47,4 @@ pub struct ExecuteJob {
     pub artifact_replaced: bool,
     /// The caller.
     pub reply: oneshot::Sender<Result<Execution, HostError>>,
-    /// The request's place in the bounded queue, given back when the job is dropped.
-    pub permit: OwnedSemaphorePermit,
 }

@@ -1,24 +1,27 @@
-//! The execute queue: an actor that orders executions by kind (dispute > approval >
-//! backing, then first come first served) and owns the execute workers, keyed by the
-//! preparation-relevant executor parameters.
+//! The execute queue: an actor that shares the workers fairly between the kinds of validation
+//! ([`super::share`]; first come first served within a kind) and owns the execute workers,
+//! keyed by the preparation-relevant executor parameters.
 //!
 //! A job goes to an idle worker of its key, preferably one that already has its artifact.
-//! Without one, a worker is spawned within `max_workers`; at the limit, an idle worker of
-//! another key is retired to make room. A worker that dies or stops answering is dropped
-//! (killed) and replaced by the next spawn.
+//! Without one, a worker is spawned within `max_workers` (retried until it starts); at the
+//! limit, an idle worker of another key is retired to make room. A worker that dies or stops
+//! answering is dropped (killed) and replaced by the next spawn. A job whose caller went away
+//! is dropped before it starts, and a backing job that waited past its deadline is dropped
+//! with [`HostError::DeadlineExceeded`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use pvf_common::params::ArtifactId;
+use pvf_common::params::{ArtifactId, ExecKind};
 use tokio::sync::mpsc;
 use tokio::task::{self, JoinError, JoinSet};
 
 use super::ExecuteJob;
 use super::pool::{self, ExecWorker, Outcome};
-use crate::host::Execution;
+use super::share::FairShare;
+use crate::host::{Execution, HostError};
 use crate::metrics::Metrics;
-use crate::worker::{Spawner, WorkerError, WorkerProcess};
+use crate::worker::{Spawner, WorkerProcess};
 
 /// Messages to the queue.
 #[derive(Debug)]
@@ -28,6 +31,8 @@ pub enum ToQueue {
     /// These artifacts left the cache (pruned): drop the workers' links to them, so their
     /// disk space is freed (a busy worker's, when its job ends).
     Forget(Vec<ArtifactId>),
+    /// The caller of this request went away: drop its job if it has not started.
+    Cancel(u64),
 }
 
 /// What the queue hands back to the host instead of answering the caller.
@@ -50,12 +55,14 @@ pub struct QueueConfig {
     pub max_workers: usize,
     /// Extra wait beyond a job's backstop before a silent worker is killed.
     pub grace: Duration,
+    /// How long a backing job may wait for a worker; `None` for ever.
+    pub backing_deadline: Option<Duration>,
 }
 
 enum PoolEvent {
     Spawned {
         key: [u8; 32],
-        result: Result<WorkerProcess, WorkerError>,
+        process: WorkerProcess,
     },
     Done {
         worker: Option<ExecWorker>,
@@ -65,11 +72,44 @@ enum PoolEvent {
     },
 }
 
+/// Jobs waiting for a worker, one line per kind, oldest first.
+#[derive(Default)]
+struct Waiting {
+    lines: [VecDeque<ExecuteJob>; 3],
+}
+
+impl Waiting {
+    fn line(&self, kind: ExecKind) -> &VecDeque<ExecuteJob> {
+        &self.lines[kind as usize]
+    }
+
+    fn line_mut(&mut self, kind: ExecKind) -> &mut VecDeque<ExecuteJob> {
+        &mut self.lines[kind as usize]
+    }
+
+    fn len(&self) -> usize {
+        self.lines.iter().map(VecDeque::len).sum()
+    }
+
+    /// Removes and returns the jobs `drop` selects.
+    fn extract(&mut self, mut drop: impl FnMut(&ExecuteJob) -> bool) -> Vec<ExecuteJob> {
+        let mut dropped = Vec::new();
+        for line in &mut self.lines {
+            let (out, kept): (VecDeque<_>, VecDeque<_>) =
+                std::mem::take(line).into_iter().partition(&mut drop);
+            *line = kept;
+            dropped.extend(out);
+        }
+        dropped
+    }
+}
+
 struct State {
     config: QueueConfig,
     metrics: Metrics,
     out: mpsc::UnboundedSender<FromQueue>,
-    waiting: Vec<ExecuteJob>,
+    waiting: Waiting,
+    share: FairShare,
     idle: Vec<ExecWorker>,
     spawning: HashMap<task::Id, [u8; 32]>,
     running: HashSet<task::Id>,
@@ -89,7 +129,8 @@ pub async fn run(
         config,
         metrics,
         out,
-        waiting: Vec::new(),
+        waiting: Waiting::default(),
+        share: FairShare::default(),
         idle: Vec::new(),
         spawning: HashMap::new(),
         running: HashSet::new(),
@@ -101,6 +142,7 @@ pub async fn run(
             message = input.recv() => match message {
                 Some(ToQueue::Enqueue(job)) => state.handle_enqueue(job),
                 Some(ToQueue::Forget(ids)) => state.handle_forget(&ids),
+                Some(ToQueue::Cancel(request)) => state.handle_cancel(request),
                 None => break,
             },
             Some(event) = state.tasks.join_next_with_id() => state.handle_pool_event(event),
@@ -114,11 +156,7 @@ impl State {
         job.enqueued = Instant::now();
         // Prepared again since it was pruned.
         self.forgotten.remove(&job.id);
-        // Stable: equal kinds stay in arrival order.
-        let at = self
-            .waiting
-            .partition_point(|queued| queued.kind >= job.kind);
-        self.waiting.insert(at, *job);
+        self.waiting.line_mut(job.kind).push_back(*job);
         self.schedule();
     }
 
@@ -131,18 +169,23 @@ impl State {
         self.forgotten.extend(ids);
     }
 
+    fn handle_cancel(&mut self, request: u64) {
+        let cancelled = self.waiting.extract(|job| job.request == request);
+        self.metrics
+            .execute_cancelled
+            .inc_by(cancelled.len() as u64);
+        self.update_depth();
+    }
+
     fn handle_pool_event(&mut self, event: Result<(task::Id, PoolEvent), JoinError>) {
         match event {
-            Ok((task, PoolEvent::Spawned { key, result })) => {
+            Ok((task, PoolEvent::Spawned { key, process })) => {
                 self.spawning.remove(&task);
-                match result {
-                    Ok(process) => self.idle.push(ExecWorker {
-                        process,
-                        key,
-                        linked: HashSet::new(),
-                    }),
-                    Err(e) => self.fail_spawn(key, e),
-                }
+                self.idle.push(ExecWorker {
+                    process,
+                    key,
+                    linked: HashSet::new(),
+                });
             }
             Ok((
                 task,
@@ -172,22 +215,6 @@ impl State {
         self.schedule();
     }
 
-    /// No worker could start for `key`: its waiting jobs would wait on the same failure.
-    fn fail_spawn(&mut self, key: [u8; 32], error: WorkerError) {
-        tracing::error!("cannot spawn an execute worker: {error}");
-        if self.spawning.values().any(|k| *k == key) || self.idle.iter().any(|w| w.key == key) {
-            return;
-        }
-        let (failed, kept) = std::mem::take(&mut self.waiting)
-            .into_iter()
-            .partition(|job| job.params.prep_hash() == key);
-        self.waiting = kept;
-        for job in failed {
-            let verdict = crate::Verdict::Internal(format!("spawning an execute worker: {error}"));
-            self.finish(Box::new(job), Outcome::Verdict(verdict), Duration::ZERO);
-        }
-    }
-
     fn finish(&mut self, job: Box<ExecuteJob>, outcome: Outcome, elapsed: Duration) {
         match outcome {
             Outcome::Verdict(verdict) => {
@@ -196,6 +223,7 @@ impl State {
                     verdict,
                     prepare_time: job.prepare_time,
                     execute_time: elapsed,
+                    retries: 0,
                 };
                 let _ = job.reply.send(Ok(execution));
             }
@@ -210,40 +238,89 @@ impl State {
         self.idle.len() + self.running.len() + self.spawning.len()
     }
 
-    /// Starts waiting jobs on idle workers of their key, most urgent first, and spawns (or
-    /// makes room for) workers for the jobs left.
+    /// Drops the jobs nobody waits for and the backing jobs past their deadline, starts
+    /// waiting jobs on idle workers of their key in fair-share order, and spawns (or makes
+    /// room for) workers for the jobs left.
     fn schedule(&mut self) {
-        let mut unserved: HashMap<[u8; 32], usize> = HashMap::new();
-        let mut at = 0;
-        while at < self.waiting.len() {
-            let key = self.waiting[at].params.prep_hash();
-            let id = self.waiting[at].id;
-            let fits = |w: &ExecWorker| w.key == key;
-            let chosen = self
-                .idle
+        self.drop_stale();
+        while let Some((kind, at, worker)) = self.next_start() {
+            let Some(job) = self.waiting.line_mut(kind).remove(at) else {
+                break;
+            };
+            let worker = self.idle.swap_remove(worker);
+            self.share.record(kind);
+            self.start(worker, job);
+        }
+        self.spawn_for_waiting();
+        self.update_depth();
+    }
+
+    /// Answers the backing jobs that waited past their deadline, and drops the jobs whose
+    /// caller went away (a cancellation that crossed the job on its way here).
+    fn drop_stale(&mut self) {
+        let deadline = self.config.backing_deadline;
+        let now = Instant::now();
+        let expired = |job: &ExecuteJob| {
+            job.kind == ExecKind::Backing
+                && deadline.is_some_and(|d| now.saturating_duration_since(job.enqueued) > d)
+        };
+        let stale = self
+            .waiting
+            .extract(|job| job.reply.is_closed() || expired(job));
+        for job in stale {
+            if job.reply.is_closed() {
+                self.metrics.execute_cancelled.inc();
+                continue;
+            }
+            let waited = now.saturating_duration_since(job.enqueued);
+            tracing::warn!(artifact = %job.id, ?waited, "backing job dropped past its deadline");
+            self.metrics.execute_deadline_exceeded.inc();
+            let _ = job.reply.send(Err(HostError::DeadlineExceeded { waited }));
+        }
+    }
+
+    /// The next job to start and its worker: the first job, in fair-share order of the
+    /// kinds, with an idle worker of its key (one that has its artifact if possible).
+    fn next_start(&self) -> Option<(ExecKind, usize, usize)> {
+        if self.idle.is_empty() {
+            return None;
+        }
+        let order = self.share.order(|kind| !self.waiting.line(kind).is_empty());
+        order.into_iter().find_map(|kind| {
+            self.waiting
+                .line(kind)
                 .iter()
-                .position(|w| fits(w) && w.linked.contains(&id))
-                .or_else(|| self.idle.iter().position(fits));
-            match chosen {
-                Some(index) => {
-                    let worker = self.idle.swap_remove(index);
-                    let job = self.waiting.remove(at);
-                    self.start(worker, job);
-                }
-                None => {
-                    let count = unserved.entry(key).or_default();
-                    *count += 1;
-                    let spawning = self.spawning.values().filter(|k| **k == key).count();
-                    if *count > spawning {
-                        self.make_room_and_spawn(key);
-                    }
-                    at += 1;
-                }
+                .enumerate()
+                .find_map(|(at, job)| Some((kind, at, self.idle_worker_for(job)?)))
+        })
+    }
+
+    fn idle_worker_for(&self, job: &ExecuteJob) -> Option<usize> {
+        let key = job.params.prep_hash();
+        let fits = |w: &ExecWorker| w.key == key;
+        self.idle
+            .iter()
+            .position(|w| fits(w) && w.linked.contains(&job.id))
+            .or_else(|| self.idle.iter().position(fits))
+    }
+
+    /// Spawns a worker for each waiting job beyond those already being spawned for its key.
+    fn spawn_for_waiting(&mut self) {
+        let mut unserved: HashMap<[u8; 32], usize> = HashMap::new();
+        let keys: Vec<[u8; 32]> = self
+            .share
+            .order(|kind| !self.waiting.line(kind).is_empty())
+            .into_iter()
+            .flat_map(|kind| self.waiting.line(kind).iter().map(|j| j.params.prep_hash()))
+            .collect();
+        for key in keys {
+            let count = unserved.entry(key).or_default();
+            *count += 1;
+            let spawning = self.spawning.values().filter(|k| **k == key).count();
+            if *count > spawning {
+                self.make_room_and_spawn(key);
             }
         }
-        self.metrics
-            .execute_queue_depth
-            .set(self.waiting.len() as i64);
     }
 
     fn make_room_and_spawn(&mut self, key: [u8; 32]) {
@@ -258,7 +335,7 @@ impl State {
         let handle = self.tasks.spawn(async move {
             PoolEvent::Spawned {
                 key,
-                result: spawner.spawn().await,
+                process: spawner.spawn_retrying().await,
             }
         });
         self.spawning.insert(handle.id(), key);
@@ -277,5 +354,11 @@ impl State {
             }
         });
         self.running.insert(handle.id());
+    }
+
+    fn update_depth(&self) {
+        self.metrics
+            .execute_queue_depth
+            .set(self.waiting.len() as i64);
     }
 }

@@ -2,7 +2,9 @@
 //! same artifact, and owns the prepare workers within a soft and a hard limit.
 //!
 //! Normal and background work runs on at most `soft_max` workers; critical work may spawn
-//! workers up to `hard_max`. Workers above the soft limit are retired once idle.
+//! workers up to `hard_max`. Workers above the soft limit are retired once idle. A worker
+//! that fails to spawn is retried after a backoff until one starts: the jobs wait, they
+//! never fail on it.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -16,13 +18,22 @@ use tokio::task::{self, JoinError, JoinSet};
 use super::{PrepareJob, PreparedArtifact, pool};
 use crate::metrics::Metrics;
 use crate::priority::Priority;
-use crate::worker::{Spawner, WorkerError, WorkerProcess};
+use crate::worker::{Spawner, WorkerProcess};
 
 /// Messages to the queue.
 #[derive(Debug)]
 pub enum ToQueue {
-    /// Prepare this, or join the same artifact's job and raise its priority.
+    /// Prepare this (a new request: nothing for its artifact is queued or running).
     Enqueue(PrepareJob),
+    /// Raise the priority of the artifact's waiting job. Does nothing when the job already
+    /// started or concluded: a raise can cross the conclusion on its way here, and must not
+    /// start a preparation nobody waits for.
+    Raise {
+        /// The artifact.
+        id: ArtifactId,
+        /// The new priority.
+        priority: Priority,
+    },
 }
 
 /// The queue's answer: one per artifact prepared (or failed).
@@ -49,7 +60,7 @@ pub struct QueueConfig {
 }
 
 enum PoolEvent {
-    Spawned(Result<WorkerProcess, WorkerError>),
+    Spawned(WorkerProcess),
     Done {
         worker: Option<WorkerProcess>,
         id: ArtifactId,
@@ -96,6 +107,7 @@ pub async fn run(
         tokio::select! {
             message = input.recv() => match message {
                 Some(ToQueue::Enqueue(job)) => state.handle_enqueue(job),
+                Some(ToQueue::Raise { id, priority }) => state.handle_raise(&id, priority),
                 None => break,
             },
             Some(event) = state.tasks.join_next_with_id() => state.handle_pool_event(event),
@@ -119,15 +131,19 @@ impl State {
         self.schedule();
     }
 
+    fn handle_raise(&mut self, id: &ArtifactId, priority: Priority) {
+        let Some(waiting) = self.waiting.get_mut(id) else {
+            return;
+        };
+        waiting.job.priority = waiting.job.priority.max(priority);
+        self.schedule();
+    }
+
     fn handle_pool_event(&mut self, event: Result<(task::Id, PoolEvent), JoinError>) {
         match event {
-            Ok((_, PoolEvent::Spawned(Ok(worker)))) => {
+            Ok((_, PoolEvent::Spawned(worker))) => {
                 self.spawning -= 1;
                 self.idle.push(worker);
-            }
-            Ok((_, PoolEvent::Spawned(Err(e)))) => {
-                self.spawning -= 1;
-                self.fail_spawn(e);
             }
             Ok((task, PoolEvent::Done { worker, id, result })) => {
                 self.running.remove(&task);
@@ -147,20 +163,6 @@ impl State {
         }
         self.retire_extra_workers();
         self.schedule();
-    }
-
-    /// A worker could not start: every waiting job would wait on the same failure, so they
-    /// all get it (a retry comes with their next request, after the cooldown).
-    fn fail_spawn(&mut self, error: WorkerError) {
-        tracing::error!("cannot spawn a prepare worker: {error}");
-        if self.spawning > 0 || !self.idle.is_empty() || !self.running.is_empty() {
-            return;
-        }
-        for (id, _) in std::mem::take(&mut self.waiting) {
-            let error = PrepareError::Internal(format!("spawning a prepare worker: {error}"));
-            self.conclude(id, Err(error));
-        }
-        self.update_depth();
     }
 
     fn conclude(&mut self, id: ArtifactId, result: Result<PreparedArtifact, PrepareError>) {
@@ -232,12 +234,92 @@ impl State {
         self.spawning += 1;
         let spawner = self.config.spawner.clone();
         self.tasks
-            .spawn(async move { PoolEvent::Spawned(spawner.spawn().await) });
+            .spawn(async move { PoolEvent::Spawned(spawner.spawn_retrying().await) });
     }
 
     fn update_depth(&self) {
         self.metrics
             .prepare_queue_depth
             .set(self.waiting.len() as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Flavor;
+    use crate::worker::Backoff;
+    use pvf_common::params::ExecutorParams;
+    use pvf_common::sandbox::SandboxMode;
+    use std::sync::Arc;
+
+    fn state() -> State {
+        let metrics = Metrics::new().unwrap();
+        let spawner = Spawner {
+            program: PathBuf::from("/nonexistent/pvf-prepare-worker"),
+            workers_dir: std::env::temp_dir(),
+            timeout: Duration::from_secs(1),
+            sandbox: SandboxMode::Disabled,
+            flavor: Flavor::Prepare,
+            metrics: metrics.clone(),
+            backoff: Backoff {
+                first: Duration::from_secs(60),
+                max: Duration::from_secs(60),
+            },
+        };
+        let config = QueueConfig {
+            spawner,
+            cache_dir: std::env::temp_dir(),
+            soft_max: 1,
+            hard_max: 2,
+            grace: Duration::ZERO,
+        };
+        State {
+            config,
+            metrics,
+            out: mpsc::unbounded_channel().0,
+            waiting: HashMap::new(),
+            running: HashMap::new(),
+            idle: Vec::new(),
+            spawning: 0,
+            tasks: JoinSet::new(),
+            next_seq: 0,
+        }
+    }
+
+    fn job(priority: Priority) -> PrepareJob {
+        let code = Arc::new(b"code".to_vec());
+        let params = ExecutorParams::default();
+        PrepareJob {
+            id: ArtifactId::new(&code, &params),
+            code,
+            params,
+            priority,
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_raise_after_the_preparation_concluded_starts_nothing() {
+        let mut state = state();
+        let id = job(Priority::Normal).id;
+        // The preparation concluded and left the queue; the raise crossed the conclusion.
+        state.handle_raise(&id, Priority::Critical);
+        assert!(state.waiting.is_empty());
+        assert_eq!(
+            state.spawning, 0,
+            "no worker for a preparation nobody waits for"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_raise_lifts_a_waiting_preparation() {
+        let mut state = state();
+        let normal = job(Priority::Normal);
+        let id = normal.id;
+        state.handle_enqueue(normal);
+        state.handle_raise(&id, Priority::Critical);
+        assert_eq!(state.waiting[&id].job.priority, Priority::Critical);
+        assert_eq!(state.metrics.prepare_queue_depth.get(), 1);
     }
 }
