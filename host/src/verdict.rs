@@ -14,12 +14,16 @@
 //! | job killed by seccomp (SIGSYS) — also logged as a security event | Internal | 3 |
 //! | a stub (unsupported host function) was called | Internal | 3 |
 //! | preparation timed out, died, or failed on this machine (non-deterministic) | Internal | 3 |
-//! | I/O error, ENOSPC, spawn failure, version mismatch | Internal | 3 |
+//! | I/O error, ENOSPC | Internal | 3 |
+//! | a worker fails to spawn (`EAGAIN`, dies at start, version mismatch) | none: retried with a backoff until one starts; the job waits | — |
 //! | a bad artifact header or checksum | none: the file is deleted, the code re-prepared and re-run | — |
 //! | the re-prepared artifact is bad again for the same request | Internal | 3 |
 //!
-//! Not verdicts: a full execute queue and a stopped host are errors of the request
-//! ([`crate::HostError`]); the caller did not get an answer about the candidate.
+//! Not verdicts: a full execute queue, a stopped host, a backing job dropped past its
+//! deadline, a time limit too large to enforce and params over the frame cap are errors of
+//! the request ([`crate::HostError`]); the caller did not get an answer about the candidate.
+//! An approval or dispute whose verdict is PossiblyInvalid or Internal is executed again
+//! first (see [`crate::ValidationHost::execute`]); the table gives the verdict of one attempt.
 
 use std::fmt;
 
