@@ -27,6 +27,7 @@ use crate::prepare::failures::Failures;
 use crate::prepare::{self, PrepareJob, PreparedArtifact};
 use crate::priority::Priority;
 use crate::verdict::Verdict;
+use crate::worker;
 
 /// Messages from the handles.
 pub enum ToHost {
@@ -419,6 +420,8 @@ impl State {
             self.disk
                 .spawn_blocking(move || DiskDone::Stored(meta::store(&dir, &times)));
         }
+        // Worker dirs that a read-only or failing disk kept from being removed.
+        tokio::task::spawn_blocking(worker::remove_leftover_dirs);
     }
 
     fn send_to_execute(&self, job: Box<ExecuteJob>) {

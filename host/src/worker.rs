@@ -174,7 +174,7 @@ impl WorkerProcess {
     pub async fn spawn(spec: &SpawnSpec) -> Result<Self, WorkerError> {
         let result = Self::start(spec).await;
         if result.is_err() {
-            let _ = std::fs::remove_dir_all(&spec.dir);
+            remove_dir(&spec.dir);
         }
         result
     }
@@ -290,9 +290,36 @@ impl Drop for WorkerProcess {
         if let Some((metrics, flavor)) = &self.retire {
             metrics.worker_retired(*flavor);
         }
-        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-            tracing::debug!(dir = %self.dir.display(), "removing worker dir: {e}");
+        remove_dir(&self.dir);
+    }
+}
+
+/// Worker dirs that could not be removed (a read-only or failing disk), to try again.
+static LEFTOVER_DIRS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Removes a worker's dir, or remembers it for [`remove_leftover_dirs`].
+fn remove_dir(dir: &Path) {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), "removing worker dir, will try again: {e}");
+            if let Ok(mut leftovers) = LEFTOVER_DIRS.lock() {
+                leftovers.push(dir.to_path_buf());
+            }
         }
+    }
+}
+
+/// Tries again to remove the worker dirs that could not be removed (blocking I/O: call it
+/// off the async threads).
+pub fn remove_leftover_dirs() {
+    let dirs = match LEFTOVER_DIRS.lock() {
+        Ok(mut leftovers) => std::mem::take(&mut *leftovers),
+        Err(_) => return,
+    };
+    for dir in dirs {
+        remove_dir(&dir);
     }
 }
 

@@ -3,6 +3,7 @@
 //! the host, even on SIGKILL.
 
 use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -42,11 +43,12 @@ impl CacheLock {
             path: path.clone(),
             source,
         };
-        // std opens with O_CLOEXEC.
+        // std opens with O_CLOEXEC. Read-only (created if missing): a lock needs no write
+        // access, and a file held open for writing would keep the cache's filesystem from
+        // being remounted read-only.
         let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
+            .read(true)
+            .custom_flags(libc::O_CREAT)
             .open(&path)
             .map_err(io)?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {

@@ -8,6 +8,7 @@ mod inspect;
 mod prepare;
 mod security;
 mod serve;
+mod soak;
 mod validate;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -46,6 +47,7 @@ enum Command {
     Batch(batch::Args),
     Bench(bench::Args),
     Serve(serve::Args),
+    Soak(soak::Args),
     Cache(cache::Args),
     Inspect(inspect::Args),
     Security(security::Args),
@@ -101,6 +103,7 @@ pub fn run() -> ExitCode {
         Command::Cache(args) => return cache::run(config, args),
         Command::Inspect(args) => return inspect::run(args),
         Command::Bench(args) => return bench::run(config, args),
+        Command::Soak(args) => return soak::run(config, args),
         other => other,
     };
     let runtime = match tokio::runtime::Runtime::new() {
@@ -117,7 +120,9 @@ pub fn run() -> ExitCode {
             Command::Batch(args) => batch::run(config, args).await,
             Command::Serve(args) => serve::run(config, args).await,
             Command::Security(args) => security::run(config, args).await,
-            Command::Cache(_) | Command::Inspect(_) | Command::Bench(_) => ExitCode::Usage,
+            Command::Cache(_) | Command::Inspect(_) | Command::Bench(_) | Command::Soak(_) => {
+                ExitCode::Usage
+            }
         }
     })
 }
