@@ -14,7 +14,7 @@ use pvf_host::{
 };
 use pvf_tests::{
     adder_head, adder_params, adder_variant, assert_adder_valid, child_processes, children_of,
-    execute, guest, host_config, slow_to_compile_guest, start_host,
+    execute, guest, host_config, is_running, slow_to_compile_guest, start_host,
 };
 
 const LIMIT_MS: u64 = 400;
@@ -129,19 +129,6 @@ async fn nine_halt_jobs_on_two_workers_all_get_a_verdict() {
 
 /// Starts a long halt job, waits for its worker, applies `act` to the worker's pid, and
 /// returns the verdict.
-/// Whether any thread of a process is in state R (running or runnable).
-fn is_running(pid: i32) -> bool {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return false;
-    };
-    tasks.filter_map(Result::ok).any(|task| {
-        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        stat.rsplit(") ")
-            .next()
-            .is_some_and(|rest| rest.starts_with('R'))
-    })
-}
-
 async fn halt_and(
     host: &ValidationHost,
     cache: &tempfile::TempDir,

@@ -92,17 +92,7 @@ pub async fn run(
     mut input: mpsc::UnboundedReceiver<ToQueue>,
     out: mpsc::UnboundedSender<Concluded>,
 ) {
-    let mut state = State {
-        config,
-        metrics,
-        out,
-        waiting: HashMap::new(),
-        running: HashMap::new(),
-        idle: Vec::new(),
-        spawning: 0,
-        tasks: JoinSet::new(),
-        next_seq: 0,
-    };
+    let mut state = State::new(config, metrics, out);
     loop {
         tokio::select! {
             message = input.recv() => match message {
@@ -116,6 +106,20 @@ pub async fn run(
 }
 
 impl State {
+    fn new(config: QueueConfig, metrics: Metrics, out: mpsc::UnboundedSender<Concluded>) -> Self {
+        Self {
+            config,
+            metrics,
+            out,
+            waiting: HashMap::new(),
+            running: HashMap::new(),
+            idle: Vec::new(),
+            spawning: 0,
+            tasks: JoinSet::new(),
+            next_seq: 0,
+        }
+    }
+
     fn handle_enqueue(&mut self, job: PrepareJob) {
         if self.running.values().any(|id| *id == job.id) {
             return;
@@ -274,17 +278,7 @@ mod tests {
             hard_max: 2,
             grace: Duration::ZERO,
         };
-        State {
-            config,
-            metrics,
-            out: mpsc::unbounded_channel().0,
-            waiting: HashMap::new(),
-            running: HashMap::new(),
-            idle: Vec::new(),
-            spawning: 0,
-            tasks: JoinSet::new(),
-            next_seq: 0,
-        }
+        State::new(config, metrics, mpsc::unbounded_channel().0)
     }
 
     fn job(priority: Priority) -> PrepareJob {
