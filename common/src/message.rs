@@ -11,6 +11,21 @@ use crate::sandbox::SecurityStatus;
 use crate::validation::ValidationResult;
 use crate::worker::JobDeath;
 
+/// The number the host puts on a request and the worker's answer must carry back. The host
+/// chooses a fresh one per request: a frame that carries another number answers no request
+/// the host made, so it is a protocol violation, never an answer.
+pub type Nonce = u128;
+
+/// Every frame after the handshake: a request from the host, or the worker's answer to it,
+/// with the request's [`Nonce`].
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Envelope<T> {
+    /// The request's nonce.
+    pub nonce: Nonce,
+    /// The request or answer.
+    pub body: T,
+}
+
 /// The first frame a worker sends after connecting.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct Handshake {

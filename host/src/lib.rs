@@ -28,6 +28,7 @@ pub mod security;
 mod spawn_thread;
 pub mod verdict;
 pub mod worker;
+mod worker_output;
 
 pub use config::Config;
 pub use host::{

@@ -26,6 +26,25 @@ impl Flavor {
     }
 }
 
+/// The kinds of security event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecurityEvent {
+    /// A worker broke the protocol: a frame with another request's nonce, an extra or
+    /// unsolicited frame, or an undecodable one.
+    Protocol,
+    /// A prepare worker answered Ok but its artifact file was refused.
+    Artifact,
+}
+
+impl SecurityEvent {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Protocol => "protocol",
+            Self::Artifact => "artifact",
+        }
+    }
+}
+
 /// Every metric the host exports. Cheap to clone: each metric is a shared handle.
 #[derive(Clone)]
 pub struct Metrics {
@@ -71,6 +90,8 @@ pub struct Metrics {
     pub execute_deadline_exceeded: IntCounter,
     /// Cache files the start-up scan could not read (kept, not indexed).
     pub scan_unreadable: IntCounter,
+    /// Security events: what only a compromised worker or job does, by kind.
+    pub security_events: IntCounterVec,
 }
 
 /// Why the metrics could not be registered (a name clash: a bug).
@@ -202,6 +223,13 @@ impl Metrics {
                 "pvf_cache_scan_unreadable",
                 "Cache files the start-up scan could not read; kept on disk, not indexed",
             )?,
+            security_events: IntCounterVec::new(
+                Opts::new(
+                    "pvf_security_events",
+                    "What only a compromised worker or job does (a protocol violation, a refused artifact file), by kind",
+                ),
+                &["kind"],
+            )?,
             registry,
         };
         metrics.register_all()?;
@@ -228,6 +256,7 @@ impl Metrics {
         r.register(Box::new(self.cache_artifacts.clone()))?;
         r.register(Box::new(self.cache_bytes.clone()))?;
         r.register(Box::new(self.scan_kept.clone()))?;
+        r.register(Box::new(self.security_events.clone()))?;
         r.register(Box::new(self.scan_removed.clone()))?;
         r.register(Box::new(self.bad_artifacts.clone()))?;
         r.register(Box::new(self.pruned.clone()))?;
@@ -283,6 +312,15 @@ impl Metrics {
     pub fn worker_retired(&self, flavor: Flavor) {
         self.worker_retired
             .with_label_values(&[flavor.label()])
+            .inc();
+    }
+
+    /// Something only a compromised worker or job does happened: logged on the
+    /// `pvf::security` target and counted by `kind`.
+    pub fn security_event(&self, kind: SecurityEvent, detail: &dyn std::fmt::Display) {
+        tracing::error!(target: "pvf::security", kind = kind.label(), "{detail}");
+        self.security_events
+            .with_label_values(&[kind.label()])
             .inc();
     }
 

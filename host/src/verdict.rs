@@ -16,6 +16,8 @@
 //! | preparation timed out, died, or failed on this machine (non-deterministic) | Internal | 3 |
 //! | I/O error, ENOSPC | Internal | 3 |
 //! | a worker fails to spawn (`EAGAIN`, dies at start, version mismatch) | none: retried with a backoff until one starts; the job waits | — |
+//! | the worker broke the protocol: an answer with another request's nonce, bytes before a request or after its answer, an oversized or undecodable frame — a security event; the worker is killed and replaced | Internal | 3 |
+//! | a prepare worker answered Ok but its artifact file is refused (not a regular file, a link, over the size cap, set-id or executable mode, bad header, another code's id, bad checksum) — a security event; the worker is killed, nothing is installed | Internal (a failure of this machine: retried after the cooldown) | 3 |
 //! | a bad artifact header or checksum | none: the file is deleted, the code re-prepared and re-run | — |
 //! | the re-prepared artifact is bad again for the same request | Internal | 3 |
 //!

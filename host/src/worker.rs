@@ -1,6 +1,7 @@
 //! Spawning a worker process and talking to it: private socket, cleared environment, spawn
 //! timeout, version handshake, and frames with deadlines.
 
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -9,15 +10,15 @@ use std::time::Duration;
 
 use parity_scale_codec::{Decode, Encode};
 use pvf_common::ipc::frame::{self, FrameError, HEADER_LEN};
-use pvf_common::message::Handshake;
+use pvf_common::message::{Envelope, Handshake, Nonce};
 use pvf_common::sandbox::{Layer, Layers, SandboxMode, SecurityStatus, namespaces};
 use pvf_common::worker::VERSION;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::process::{Child, Command};
 
-use crate::metrics::{Flavor, Metrics};
-use crate::spawn_thread;
+use crate::metrics::{Flavor, Metrics, SecurityEvent};
+use crate::{spawn_thread, worker_output};
 
 /// Why a worker could not be spawned or stopped answering.
 #[derive(Debug, thiserror::Error)]
@@ -45,9 +46,33 @@ pub enum WorkerError {
     /// The worker did not answer in time.
     #[error("worker did not answer within {0:?}")]
     Timeout(Duration),
-    /// The connection broke or carried a bad frame (the worker probably died).
+    /// The connection broke (the worker probably died).
     #[error("worker connection: {0}")]
     Frame(#[from] FrameError),
+    /// The worker broke the protocol: only a compromised or broken worker does. It is
+    /// killed, and the event is logged and counted as a security event.
+    #[error("worker broke the protocol: {0}")]
+    Protocol(#[from] ProtocolViolation),
+}
+
+/// How a worker broke the protocol.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolViolation {
+    /// Bytes arrived while no request was outstanding: before a request was sent, or
+    /// after its answer.
+    #[error("unsolicited bytes {0}")]
+    Unsolicited(&'static str),
+    /// The answer carries another nonce than the request.
+    #[error("the answer carries nonce {got:#x}, the request {sent:#x}")]
+    WrongNonce {
+        /// The request's nonce.
+        sent: Nonce,
+        /// The answer's.
+        got: Nonce,
+    },
+    /// The frame is oversized or does not decode as the expected answer.
+    #[error("bad frame: {0}")]
+    BadFrame(FrameError),
 }
 
 /// The layers that failed, with their reasons.
@@ -131,7 +156,7 @@ impl Spawner {
         self.metrics.worker_spawning(self.flavor);
         let mut worker = WorkerProcess::spawn(&spec).await?;
         self.metrics.worker_spawned(self.flavor);
-        worker.retire = Some((self.metrics.clone(), self.flavor));
+        worker.metrics = Some((self.metrics.clone(), self.flavor));
         tracing::debug!(flavor = name, pid = worker.pid(), "worker spawned");
         Ok(worker)
     }
@@ -163,8 +188,9 @@ pub struct WorkerProcess {
     child: Child,
     stream: UnixStream,
     dir: PathBuf,
-    /// Counted as retired when dropped.
-    retire: Option<(Metrics, Flavor)>,
+    program: PathBuf,
+    /// Where security events are counted, and where it is counted as retired when dropped.
+    metrics: Option<(Metrics, Flavor)>,
     /// The sandbox layers the worker reported.
     pub security: SecurityStatus,
 }
@@ -208,6 +234,12 @@ impl WorkerProcess {
             .arg(VERSION)
             .env_clear()
             .stdin(Stdio::null())
+            // The worker's output is not trusted with the host's own stdout and stderr.
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own process group: a signal to the host's group never reaches it, and
+            // one sent to its group never reaches the host.
+            .process_group(0)
             .kill_on_drop(true);
         if let Ok(filter) = std::env::var("RUST_LOG") {
             command.env("RUST_LOG", filter);
@@ -219,7 +251,10 @@ impl WorkerProcess {
                 command.arg("--disable-layer").arg(layer.name());
             }
         }
-        let child = spawn_thread::spawn(command).await.map_err(spawn_err)?;
+        let mut child = spawn_thread::spawn(command).await.map_err(spawn_err)?;
+        let name = spec.dir.file_name().unwrap_or_default().to_string_lossy();
+        worker_output::forward(child.stdout.take(), &name, "stdout");
+        worker_output::forward(child.stderr.take(), &name, "stderr");
         let connect = async {
             let (mut stream, _) = listener.accept().await.map_err(FrameError::Io)?;
             let handshake: Handshake = read(&mut stream).await?;
@@ -241,7 +276,8 @@ impl WorkerProcess {
             child,
             stream,
             dir: spec.dir.clone(),
-            retire: None,
+            program: spec.program.clone(),
+            metrics: None,
             security: handshake.security,
         })
     }
@@ -256,13 +292,33 @@ impl WorkerProcess {
         self.child.id()
     }
 
-    /// Sends one request and waits up to `timeout` for the answer.
+    /// Sends one request under a fresh nonce and waits up to `timeout` for the answer with
+    /// that nonce. Bytes waiting on the connection before the request or after the answer,
+    /// and an answer with another nonce, are protocol violations: logged and counted as a
+    /// security event; the caller must drop the worker.
     pub async fn call<Req: Encode, Resp: Decode>(
         &mut self,
         request: &Req,
         timeout: Duration,
     ) -> Result<Resp, WorkerError> {
-        let bytes = frame::encode(request)?;
+        let result = self.exchange(request, timeout).await;
+        if let Err(WorkerError::Protocol(violation)) = &result {
+            self.security_event(SecurityEvent::Protocol, violation);
+        }
+        result
+    }
+
+    async fn exchange<Req: Encode, Resp: Decode>(
+        &mut self,
+        request: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, WorkerError> {
+        self.expect_nothing_unread("before a request")?;
+        let nonce = fresh_nonce();
+        let bytes = frame::encode(&Envelope {
+            nonce,
+            body: request,
+        })?;
         let exchange = async {
             self.stream
                 .write_all(&bytes)
@@ -270,9 +326,42 @@ impl WorkerProcess {
                 .map_err(FrameError::Io)?;
             read(&mut self.stream).await
         };
-        tokio::time::timeout(timeout, exchange)
+        let answer: Envelope<Resp> = tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| WorkerError::Timeout(timeout))?
+            .map_err(|_| WorkerError::Timeout(timeout))??;
+        if answer.nonce != nonce {
+            return Err(ProtocolViolation::WrongNonce {
+                sent: nonce,
+                got: answer.nonce,
+            }
+            .into());
+        }
+        self.expect_nothing_unread("after the answer")?;
+        Ok(answer.body)
+    }
+
+    /// Fails if the worker sent bytes nobody asked for. Asks the socket itself (not tokio's
+    /// cached readiness), without waiting. End-of-file is the worker's death, not a
+    /// violation: it is reported as a closed connection.
+    fn expect_nothing_unread(&self, when: &'static str) -> Result<(), WorkerError> {
+        use nix::sys::socket::{MsgFlags, recv};
+        let mut byte = [0u8; 1];
+        let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+        match recv(self.stream.as_raw_fd(), &mut byte, flags) {
+            Ok(0) => Err(FrameError::Closed.into()),
+            Ok(_) => Err(ProtocolViolation::Unsolicited(when).into()),
+            Err(nix::errno::Errno::EAGAIN) => Ok(()),
+            Err(e) => Err(FrameError::Io(e.into()).into()),
+        }
+    }
+
+    /// Logs and counts a security event about this worker.
+    pub fn security_event(&self, kind: SecurityEvent, detail: &dyn std::fmt::Display) {
+        let detail = format!("worker {}: {detail}", self.program.display());
+        match &self.metrics {
+            Some((metrics, _)) => metrics.security_event(kind, &detail),
+            None => tracing::error!(target: "pvf::security", "{detail}"),
+        }
     }
 }
 
@@ -287,7 +376,7 @@ impl WorkerProcess {
 impl Drop for WorkerProcess {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
-        if let Some((metrics, flavor)) = &self.retire {
+        if let Some((metrics, flavor)) = &self.metrics {
             metrics.worker_retired(*flavor);
         }
         remove_dir(&self.dir);
@@ -323,7 +412,8 @@ pub fn remove_leftover_dirs() {
     }
 }
 
-/// Reads one frame, checking its length before allocating.
+/// Reads one frame, checking its length before allocating. A frame over the limit or one
+/// that does not decode is a protocol violation; a connection that ends is not.
 async fn read<T: Decode>(stream: &mut UnixStream) -> Result<T, WorkerError> {
     let mut header = [0u8; HEADER_LEN];
     match stream.read_exact(&mut header).await {
@@ -333,7 +423,7 @@ async fn read<T: Decode>(stream: &mut UnixStream) -> Result<T, WorkerError> {
         }
         Err(e) => return Err(FrameError::Io(e).into()),
     }
-    let len = frame::payload_len(header)?;
+    let len = frame::payload_len(header).map_err(ProtocolViolation::BadFrame)?;
     let mut payload = vec![0u8; len];
     stream.read_exact(&mut payload).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
@@ -345,7 +435,26 @@ async fn read<T: Decode>(stream: &mut UnixStream) -> Result<T, WorkerError> {
             FrameError::Io(e)
         }
     })?;
-    Ok(frame::decode(&payload)?)
+    Ok(frame::decode(&payload).map_err(ProtocolViolation::BadFrame)?)
+}
+
+/// A nonce no worker can predict and no other request shares: a counter (unique) beside
+/// 64 random bits (unpredictable), so a worker cannot queue an answer for a request it has
+/// not seen yet.
+fn fresh_nonce() -> Nonce {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut random = [0u8; 8];
+    // SAFETY: getrandom writes at most `random.len()` bytes into the buffer.
+    let filled = unsafe { libc::getrandom(random.as_mut_ptr().cast(), random.len(), 0) };
+    if filled != random.len() as isize {
+        // Unpredictability is lost, uniqueness is not: say so and carry on.
+        tracing::warn!(
+            "getrandom for a request nonce: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    (u128::from(count) << 64) | u128::from(u64::from_le_bytes(random))
 }
 
 /// A fresh mode-0700 directory in the system temp dir for a socket: Unix socket paths are

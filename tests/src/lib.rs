@@ -23,6 +23,10 @@ pub struct Binaries {
     pub escape_prepare: PathBuf,
     /// The test-only execute worker that runs escape attempts.
     pub escape_execute: PathBuf,
+    /// The test-only execute worker that breaks the protocol.
+    pub rogue_execute: PathBuf,
+    /// The test-only wrapper that writes to its stdout and stderr, then runs a real worker.
+    pub noisy_worker: PathBuf,
 }
 
 /// Builds the binaries once per test process (with the profile the tests were built with)
@@ -70,6 +74,8 @@ pub fn binaries_in(dir: &Path) -> Binaries {
         execute_worker: dir.join("pvf-execute-worker"),
         escape_prepare: dir.join("pvf-escape-prepare"),
         escape_execute: dir.join("pvf-escape-execute"),
+        rogue_execute: dir.join("pvf-rogue-execute"),
+        noisy_worker: dir.join("pvf-noisy-worker"),
     }
 }
 
@@ -303,6 +309,20 @@ pub fn pvf_cli(cache: Option<&Path>, args: &[&str]) -> (i32, String) {
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
+}
+
+/// A metric's value in the host's text exposition, summed over the series whose labels
+/// contain `labels` (e.g. `flavor="execute"`, or `""` for every series); 0 when absent.
+pub fn metric(metrics: &pvf_host::metrics::Metrics, name: &str, labels: &str) -> f64 {
+    metrics
+        .encode()
+        .lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(['{', ' ']) && rest.contains(labels))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// Validates the adder `code` on `parent + add` and asserts it is Valid with that head.

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use parity_scale_codec::{Decode, Encode};
 
 use crate::ipc::frame::{self, FrameError};
-use crate::message::Handshake;
+use crate::message::{Envelope, Handshake, Nonce};
 use crate::sandbox::{self, Layer, Layers, WorkerKind};
 
 pub use crate::sandbox::WorkerContext;
@@ -99,66 +99,104 @@ impl WorkerArgs {
 
 /// Runs a worker: connect, harden, handshake, then answer requests until the host hangs up.
 pub fn serve<H: Handler>(kind: WorkerKind, mut handler: H) -> ExitCode {
-    crate::init_logging();
-    let args = match WorkerArgs::parse(std::env::args().skip(1)) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
+    let mut session = match Session::open(kind) {
+        Ok(session) => session,
+        Err(code) => return code,
     };
-    if args.node_version != VERSION {
-        tracing::error!(host = %args.node_version, worker = VERSION, "version mismatch");
-        return ExitCode::from(3);
-    }
-    let host = nix::unistd::getppid();
-    die_with(host);
-    let mut stream = match UnixStream::connect(&args.socket_path) {
-        Ok(stream) => stream,
-        Err(e) => {
-            tracing::error!(path = %args.socket_path.display(), "cannot connect to host: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let (security, ctx) = sandbox::harden_worker(kind, &args, stream.as_raw_fd());
-    // Changing credentials (the namespace setup does) clears the parent-death signal.
-    die_with(host);
-    let failures: Vec<String> = security
-        .failures()
-        .map(|l| format!("{}: {}", l.layer.name(), l.detail))
-        .collect();
-    let handshake = Handshake {
-        version: VERSION.to_string(),
-        security,
-    };
-    if let Err(e) = frame::write(&mut stream, &handshake) {
-        tracing::error!("handshake failed: {e}");
-        return ExitCode::from(1);
-    }
-    if !failures.is_empty() {
-        // The host reads the reasons from the handshake; a half-sandboxed worker never
-        // serves.
-        tracing::error!(
-            "sandbox incomplete, refusing to serve: {}",
-            failures.join("; ")
-        );
-        return ExitCode::from(1);
-    }
     loop {
-        let request = match frame::read::<H::Request>(&mut stream) {
-            Ok(request) => request,
-            Err(FrameError::Closed) => return ExitCode::SUCCESS,
-            Err(e) => {
-                tracing::error!("protocol error, exiting: {e}");
-                return ExitCode::from(1);
-            }
+        let Envelope { nonce, body } = match session.next_request::<H::Request>() {
+            Ok(Some(request)) => request,
+            Ok(None) => return ExitCode::SUCCESS,
+            Err(code) => return code,
         };
-        let response = handler.handle(&ctx, request);
-        if let Err(e) = frame::write(&mut stream, &response) {
+        let response = handler.handle(&session.ctx, body);
+        if let Err(e) = session.answer(nonce, &response) {
             tracing::error!("cannot answer the host, exiting: {e}");
             return ExitCode::from(1);
         }
-        handler.idle(&ctx);
+        handler.idle(&session.ctx);
+    }
+}
+
+/// A worker connected to its host, sandboxed and past the handshake.
+pub struct Session {
+    stream: UnixStream,
+    /// What the worker's jobs may know about it.
+    pub ctx: WorkerContext,
+}
+
+impl Session {
+    /// Parses the command line, connects to the host, hardens this process and hands
+    /// shake. Fails with the exit code the worker should end with.
+    pub fn open(kind: WorkerKind) -> Result<Self, ExitCode> {
+        crate::init_worker_logging();
+        let args = match WorkerArgs::parse(std::env::args().skip(1)) {
+            Ok(args) => args,
+            Err(e) => {
+                eprintln!("{e}");
+                return Err(ExitCode::from(2));
+            }
+        };
+        if args.node_version != VERSION {
+            tracing::error!(host = %args.node_version, worker = VERSION, "version mismatch");
+            return Err(ExitCode::from(3));
+        }
+        let host = nix::unistd::getppid();
+        die_with(host);
+        let mut stream = match UnixStream::connect(&args.socket_path) {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::error!(path = %args.socket_path.display(), "cannot connect to host: {e}");
+                return Err(ExitCode::from(1));
+            }
+        };
+        let (security, ctx) = sandbox::harden_worker(kind, &args, stream.as_raw_fd());
+        // Changing credentials (the namespace setup does) clears the parent-death signal.
+        die_with(host);
+        let failures: Vec<String> = security
+            .failures()
+            .map(|l| format!("{}: {}", l.layer.name(), l.detail))
+            .collect();
+        let handshake = Handshake {
+            version: VERSION.to_string(),
+            security,
+        };
+        if let Err(e) = frame::write(&mut stream, &handshake) {
+            tracing::error!("handshake failed: {e}");
+            return Err(ExitCode::from(1));
+        }
+        if !failures.is_empty() {
+            // The host reads the reasons from the handshake; a half-sandboxed worker never
+            // serves.
+            tracing::error!(
+                "sandbox incomplete, refusing to serve: {}",
+                failures.join("; ")
+            );
+            return Err(ExitCode::from(1));
+        }
+        Ok(Self { stream, ctx })
+    }
+
+    /// Waits for the next request; `None` when the host hung up.
+    pub fn next_request<R: Decode>(&mut self) -> Result<Option<Envelope<R>>, ExitCode> {
+        match frame::read::<Envelope<R>>(&mut self.stream) {
+            Ok(request) => Ok(Some(request)),
+            Err(FrameError::Closed) => Ok(None),
+            Err(e) => {
+                tracing::error!("protocol error, exiting: {e}");
+                Err(ExitCode::from(1))
+            }
+        }
+    }
+
+    /// Answers the request that carried `nonce`.
+    pub fn answer<T: Encode>(&mut self, nonce: Nonce, body: &T) -> Result<(), FrameError> {
+        frame::write(&mut self.stream, &Envelope { nonce, body })
+    }
+
+    /// The connection to the host, for test-only workers that misbehave on purpose.
+    pub fn stream(&mut self) -> &mut UnixStream {
+        &mut self.stream
     }
 }
 
