@@ -15,6 +15,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crate::params::ArtifactId;
@@ -25,11 +26,19 @@ pub const MAGIC: [u8; 8] = *b"PVFARTF\0";
 pub const FORMAT_VERSION: u32 = 1;
 /// Size of the header in bytes.
 pub const HEADER_LEN: usize = 8 + 4 + 32 + 64 + 8 + 32;
+/// The largest artifact file, header included. The largest real runtimes give ~20 MB; code
+/// at the default bomb limit (30 MiB of Wasm) compiles to at most a few times its size. A
+/// prepare job's answer and the file the host accepts are both capped here, which makes it
+/// the disk cap of one preparation.
+pub const MAX_ARTIFACT_LEN: u64 = 512 * 1024 * 1024;
 
 /// Why an artifact file was refused. None of these is a verdict on the code: the file is
 /// deleted and the code prepared again.
 #[derive(Debug, thiserror::Error)]
 pub enum ArtifactError {
+    /// The file is larger than [`MAX_ARTIFACT_LEN`].
+    #[error("artifact of {0} bytes is over the cap of {MAX_ARTIFACT_LEN} bytes")]
+    TooLarge(u64),
     /// The file is shorter than a header.
     #[error("file too short for an artifact header ({0} bytes)")]
     Truncated(u64),
@@ -165,9 +174,14 @@ fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
     out
 }
 
-/// Writes header and payload to a new file at `path` and fsyncs it.
+/// Writes header and payload to a new file at `path` (never an existing one, and never
+/// through a symlink), readable by its owner only, and fsyncs it.
 pub fn write(path: &Path, header: &Header, payload: &[u8]) -> Result<(), ArtifactError> {
-    let mut file = File::options().write(true).create_new(true).open(path)?;
+    let mut file = File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o400)
+        .open(path)?;
     file.write_all(&header.to_bytes())?;
     file.write_all(payload)?;
     file.sync_all()?;

@@ -46,15 +46,16 @@ pub struct PrepareRequest {
     pub id: ArtifactId,
     /// CPU-time limit in milliseconds.
     pub timeout_ms: u64,
+    /// The name the host chose for the artifact file in the worker dir: a plain file name,
+    /// fresh for each request. The worker creates it (never replaces it); the host opens it
+    /// there itself, checks it and copies it into the cache.
+    pub artifact_file: String,
 }
 
-/// A prepared artifact, waiting in the worker dir for the host to move it into the cache.
+/// A prepared artifact, waiting in the worker dir under the name the host chose. Its size
+/// and contents are not part of the answer: the host reads them from the file.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct Prepared {
-    /// The file's name inside the worker dir.
-    pub file_name: String,
-    /// Size of the artifact file in bytes.
-    pub artifact_len: u64,
     /// Size of the Wasm code after decompression.
     pub code_len: u64,
     /// CPU time the job used, in milliseconds.

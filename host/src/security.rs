@@ -2,16 +2,18 @@
 //! prepares and executes a tiny guest inside the full sandbox. Secure mode runs this before
 //! it accepts work, and `pvf security` prints it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use parity_scale_codec::Encode;
+use pvf_common::engine;
 use pvf_common::message::{ExecuteRequest, ExecuteResponse, PrepareRequest, PrepareResponse};
 use pvf_common::params::{ArtifactId, ExecutorParams};
 use pvf_common::sandbox::{SecurityStatus, WorkerKind};
 use pvf_common::validation::ValidationParams;
 
 use crate::config::Config;
+use crate::prepare::{intake, pool};
 use crate::worker::{SpawnSpec, WorkerError, WorkerProcess, layers_for};
 
 /// A guest that returns a fixed, valid result: enough to prove that preparation and
@@ -117,12 +119,13 @@ pub async fn self_test(config: &Config) -> SecurityReport {
     };
     if prepare.1.is_some() {
         prepare.0.self_test = artifact
-            .clone()
-            .map(|size| format!("prepared a {size}-byte artifact"));
+            .as_ref()
+            .map(|(_, size)| format!("prepared a {size}-byte artifact"))
+            .map_err(Clone::clone);
     }
-    if let (Some(exec), Some(prep)) = (&mut execute.1, &prepare.1) {
-        execute.0.self_test = match artifact {
-            Ok(_) => execute_one(exec, prep, id, &params).await,
+    if let Some(exec) = &mut execute.1 {
+        execute.0.self_test = match &artifact {
+            Ok((path, _)) => execute_one(exec, path, id, &params).await,
             Err(_) => Err("nothing to execute: preparation failed".into()),
         };
     }
@@ -164,35 +167,40 @@ async fn start(kind: WorkerKind, spec: &SpawnSpec) -> (WorkerReport, Option<Work
     }
 }
 
+/// Prepares `code` and takes the artifact in as the host does ([`intake`]), into the
+/// prepare worker's own dir; returns its path and size.
 async fn prepare_one(
     worker: &mut WorkerProcess,
     code: &[u8],
     params: &ExecutorParams,
     id: ArtifactId,
-) -> Result<u64, String> {
+) -> Result<(PathBuf, u64), String> {
     let request = PrepareRequest {
         code: code.to_vec(),
         params: params.clone(),
         id,
         timeout_ms: 10_000,
+        artifact_file: pool::fresh_artifact_name(),
     };
     let response: PrepareResponse = worker
         .call(&request, Duration::from_secs(60))
         .await
         .map_err(|e| e.to_string())?;
-    let prepared = response.map_err(|e| e.to_string())?;
-    Ok(prepared.artifact_len)
+    response.map_err(|e| e.to_string())?;
+    let fingerprint = engine::fingerprint().map_err(|e| e.to_string())?;
+    let dir = worker.dir();
+    intake::install(dir, &request.artifact_file, &id, &fingerprint, dir)
+        .map_err(|e| format!("taking the artifact in: {e}"))
 }
 
 async fn execute_one(
     exec: &mut WorkerProcess,
-    prep: &WorkerProcess,
+    artifact: &Path,
     id: ArtifactId,
     params: &ExecutorParams,
 ) -> Result<String, String> {
-    let from = prep.dir().join(format!("{}.tmp", id.file_name()));
     let to = exec.dir().join(id.file_name());
-    std::fs::hard_link(&from, &to).map_err(|e| format!("linking the artifact: {e}"))?;
+    std::fs::hard_link(artifact, &to).map_err(|e| format!("linking the artifact: {e}"))?;
     let request = ExecuteRequest {
         id,
         params: params.clone(),

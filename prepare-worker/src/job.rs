@@ -1,5 +1,11 @@
-//! One preparation: the worker side (job directory, supervision, result) and the job body
-//! (decompress, prevalidate, compile, write the artifact).
+//! One preparation: the worker side (supervision, writing the artifact file) and the job body
+//! (decompress, prevalidate, compile).
+//!
+//! The job writes no file: it can write nowhere (its own Landlock domain and seccomp filter).
+//! It returns the compiled module through its result pipe, capped at
+//! [`artifact::MAX_ARTIFACT_LEN`], and the worker writes header and payload to the file the
+//! host named. So what one job can put on disk is bounded by that cap, and nothing a job
+//! does survives into the next.
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,11 +20,6 @@ use pvf_common::worker::{Handler, JobDeath, WorkerContext};
 
 use crate::alloc::{EXIT_OUT_OF_MEMORY, set_limit};
 
-/// The job directory's name inside the worker dir; one job runs at a time.
-const JOB_DIR: &str = "job";
-/// The artifact's name inside the job directory.
-const ARTIFACT_IN_JOB: &str = "artifact";
-
 /// The prepare worker's job side.
 pub struct Preparer;
 
@@ -27,35 +28,27 @@ impl Handler for Preparer {
     type Response = PrepareResponse;
 
     fn handle(&mut self, ctx: &WorkerContext, request: PrepareRequest) -> PrepareResponse {
-        prepare(ctx, request)
+        prepare(ctx, &request)
     }
 }
 
-/// Prepares one request in a fresh job directory that is removed afterwards.
-fn prepare(ctx: &WorkerContext, request: PrepareRequest) -> PrepareResponse {
-    let job_dir = ctx.dir.join(JOB_DIR);
-    // A previous job's directory can only remain if the worker died mid-job; never reuse it.
-    let _ = std::fs::remove_dir_all(&job_dir);
-    std::fs::create_dir(&job_dir)
-        .map_err(|e| PrepareError::Internal(format!("creating the job dir: {e}")))?;
-    let result = prepare_in(ctx, &job_dir, &request);
-    if let Err(e) = std::fs::remove_dir_all(&job_dir) {
-        tracing::warn!("removing the job dir: {e}");
-    }
-    result
-}
+/// What a prepare job returns: the decompressed code size (before instrumentation) and the
+/// serialized module.
+type JobOutput = Result<(u64, Vec<u8>), PrepareError>;
 
-fn prepare_in(ctx: &WorkerContext, job_dir: &Path, request: &PrepareRequest) -> PrepareResponse {
-    let artifact_path = job_dir.join(ARTIFACT_IN_JOB);
-    let limits = JobLimits::from_cpu(Duration::from_millis(request.timeout_ms));
+/// Runs one preparation in a job process and writes its artifact where the host asked.
+fn prepare(ctx: &WorkerContext, request: &PrepareRequest) -> PrepareResponse {
+    let out = artifact_path(ctx, &request.artifact_file)?;
+    let limits = JobLimits::from_cpu(Duration::from_millis(request.timeout_ms))
+        .with_output_cap(artifact::MAX_ARTIFACT_LEN as usize);
     let end = run_job(
         limits,
         ctx.job_isolation(),
         || sandbox::confine_job(ctx),
-        || compile_into(request, &artifact_path),
+        || compile(request),
     )
     .map_err(|e| PrepareError::Internal(e.to_string()))?;
-    let (code_len, cpu, max_rss_kib) = match end {
+    let ((code_len, payload), cpu, max_rss_kib) = match end {
         JobEnd::Finished {
             value,
             cpu,
@@ -76,17 +69,11 @@ fn prepare_in(ctx: &WorkerContext, job_dir: &Path, request: &PrepareRequest) -> 
         }
         JobEnd::Died(death) => return Err(PrepareError::JobDied(death)),
     };
-    // Move the artifact out of the job dir before it is removed; the host takes it from here.
-    let file_name = format!("{}.tmp", request.id.file_name());
-    let out = ctx.dir.join(&file_name);
-    std::fs::rename(&artifact_path, &out)
-        .map_err(|e| PrepareError::Internal(format!("moving the artifact: {e}")))?;
-    let artifact_len = std::fs::metadata(&out)
-        .map_err(|e| PrepareError::Internal(format!("reading the artifact: {e}")))?
-        .len();
+    let fingerprint = engine::fingerprint().map_err(|e| PrepareError::Internal(e.to_string()))?;
+    let header = Header::describe(fingerprint, request.id, &payload);
+    artifact::write(&out, &header, &payload)
+        .map_err(|e| PrepareError::Internal(format!("writing the artifact: {e}")))?;
     Ok(Prepared {
-        file_name,
-        artifact_len,
         code_len,
         cpu_ms: cpu.as_millis() as u64,
         // Known: the job was followed until it ended.
@@ -94,15 +81,24 @@ fn prepare_in(ctx: &WorkerContext, job_dir: &Path, request: &PrepareRequest) -> 
     })
 }
 
-/// The job body: runs in the confined job process. Returns the decompressed code size (before
-/// instrumentation).
-fn compile_into(request: &PrepareRequest, out: &Path) -> Result<u64, PrepareError> {
+/// Where the artifact goes: the host's name, which must be a plain file name in the worker
+/// dir.
+fn artifact_path(ctx: &WorkerContext, name: &str) -> Result<std::path::PathBuf, PrepareError> {
+    let plain = Path::new(name)
+        .file_name()
+        .is_some_and(|file| file == name && name != "." && name != "..");
+    if !plain {
+        return Err(PrepareError::Internal(format!(
+            "the host asked for the artifact at {name:?}, which is not a plain file name"
+        )));
+    }
+    Ok(ctx.dir.join(name))
+}
+
+/// The job body: runs in the confined job process.
+fn compile(request: &PrepareRequest) -> JobOutput {
     set_limit(request.params.prepare_memory_max);
     let pvf_prepare_worker::Compiled { payload, code_len } =
         pvf_prepare_worker::compile(&request.code, &request.params)?;
-    let fingerprint = engine::fingerprint().map_err(|e| PrepareError::Internal(e.to_string()))?;
-    let header = Header::describe(fingerprint, request.id, &payload);
-    artifact::write(out, &header, &payload)
-        .map_err(|e| PrepareError::Internal(format!("writing the artifact: {e}")))?;
-    Ok(code_len)
+    Ok((code_len, payload))
 }

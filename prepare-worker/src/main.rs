@@ -5,9 +5,9 @@
 //!                                                      instrument the stack, compile)
 //! ```
 //!
-//! Each request runs in a fresh job process inside a fresh job directory; the artifact is
-//! written there, moved into the worker dir, and the job directory is removed, whatever the
-//! outcome. The host then moves the artifact into its cache.
+//! Each request runs in a fresh job process that can write nowhere and returns the compiled
+//! module through its result pipe; the worker writes the artifact file under the name the
+//! host chose, and the host checks it and copies it into its cache.
 
 mod alloc;
 mod job;

@@ -25,6 +25,8 @@ pub struct Binaries {
     pub escape_execute: PathBuf,
     /// The test-only execute worker that breaks the protocol.
     pub rogue_execute: PathBuf,
+    /// The test-only prepare worker that plants bad artifact files.
+    pub rogue_prepare: PathBuf,
     /// The test-only wrapper that writes to its stdout and stderr, then runs a real worker.
     pub noisy_worker: PathBuf,
 }
@@ -75,6 +77,7 @@ pub fn binaries_in(dir: &Path) -> Binaries {
         escape_prepare: dir.join("pvf-escape-prepare"),
         escape_execute: dir.join("pvf-escape-execute"),
         rogue_execute: dir.join("pvf-rogue-execute"),
+        rogue_prepare: dir.join("pvf-rogue-prepare"),
         noisy_worker: dir.join("pvf-noisy-worker"),
     }
 }

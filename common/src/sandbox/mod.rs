@@ -6,8 +6,8 @@
 //!   into the worker dir, apply Landlock, set `no_new_privs`, install the worker's seccomp
 //!   filter.
 //! - [`confine_job`] runs in each job process before it touches untrusted bytes: give up
-//!   the capabilities of the job's own user namespace, rlimits, then the job's seccomp
-//!   filter, last. (The job was forked into its own user and PID namespaces:
+//!   the capabilities of the job's own user namespace, rlimits, for a prepare job a Landlock
+//!   domain in which nothing is writable, then the job's seccomp filter, last. (The job was forked into its own user and PID namespaces:
 //!   [`WorkerContext::job_isolation`].)
 //!
 //! Threat model (DESIGN.md): a compiler or runtime bug gives the guest arbitrary code
@@ -279,6 +279,9 @@ pub enum ConfineError {
     /// The job could not give up the capabilities of its own user namespace.
     #[error("capset(none) in the job: {0}")]
     DropCaps(std::io::Error),
+    /// A prepare job could not enter its Landlock domain without write rights.
+    #[error(transparent)]
+    Landlock(#[from] landlock::LandlockError),
 }
 
 /// Confines a job process before it touches untrusted bytes. Seccomp goes last: after it,
@@ -289,6 +292,10 @@ pub fn confine_job(ctx: &WorkerContext) -> Result<(), ConfineError> {
     }
     if ctx.layers.has(Layer::Limits) {
         rlimits::apply(&ctx.rlimits)?;
+    }
+    // A prepare job returns its artifact through its result pipe; it may write nowhere.
+    if ctx.kind == WorkerKind::Prepare && ctx.layers.has(Layer::Landlock) {
+        landlock::forbid_writes(&ctx.dir)?;
     }
     if let Some(filters) = &ctx.job_filters {
         seccomp::install(filters)?;

@@ -47,6 +47,9 @@ pub struct JobLimits {
     pub cpu: Duration,
     /// Wall time after which a job that has not used its CPU time is stopped anyway.
     pub wall: Duration,
+    /// The most bytes the job may answer with; a job that writes more is killed (default:
+    /// [`MAX_FRAME_LEN`], as its answer usually travels on in a frame).
+    pub output: usize,
 }
 
 impl JobLimits {
@@ -58,7 +61,13 @@ impl JobLimits {
         Self {
             cpu,
             wall: cpu * Self::WALL_CLOCK_FACTOR,
+            output: MAX_FRAME_LEN as usize,
         }
+    }
+
+    /// These limits with another cap on the job's answer.
+    pub fn with_output_cap(self, output: usize) -> Self {
+        Self { output, ..self }
     }
 }
 
@@ -394,11 +403,11 @@ fn supervise<T: Decode>(
         let (pipe_ready, exited) =
             poll_two(pipe_open.then_some(&pipe), &pidfd, wait).map_err(RunnerError::Supervise)?;
         if pipe_ready {
-            pipe_open = drain(&mut pipe, &mut output).map_err(RunnerError::Supervise)?;
+            pipe_open =
+                drain(&mut pipe, &mut output, limits.output).map_err(RunnerError::Supervise)?;
         }
-        if output.len() > MAX_FRAME_LEN as usize {
-            let death = JobDeath::Garbled("result larger than the frame limit".into());
-            return Ok((guard.kill_and_reap(JobEnd::Died(death)), None));
+        if output.len() > limits.output {
+            return Ok((guard.kill_and_reap(over_cap(limits)), None));
         }
         if until == Until::Answer && !exited && answer(&output).is_some() {
             // Its CPU time as it answered; what it spends exiting is not the job's work.
@@ -408,13 +417,24 @@ fn supervise<T: Decode>(
         }
         if exited {
             if pipe_open {
-                drain(&mut pipe, &mut output).map_err(RunnerError::Supervise)?;
+                drain(&mut pipe, &mut output, limits.output).map_err(RunnerError::Supervise)?;
+            }
+            if output.len() > limits.output {
+                return Ok((guard.kill_and_reap(over_cap(limits)), None));
             }
             let (status, usage) = guard.reap().map_err(RunnerError::Supervise)?;
             let end = enforce_cpu_limit(conclude(status, usage, &output), limits.cpu);
             return Ok((end, None));
         }
     }
+}
+
+/// The end of a job that wrote more than its answer may hold.
+fn over_cap<T>(limits: JobLimits) -> JobEnd<T> {
+    let cap = limits.output;
+    JobEnd::Died(JobDeath::Garbled(format!(
+        "result larger than its cap of {cap} bytes"
+    )))
 }
 
 /// The answer in a job's output (a little-endian `u32` length, then that many bytes), once
@@ -469,15 +489,15 @@ fn enforce_cpu_limit<T>(end: JobEnd<T>, limit: Duration) -> JobEnd<T> {
     }
 }
 
-/// Reads what is available; returns whether the pipe is still open.
-fn drain(pipe: &mut File, output: &mut Vec<u8>) -> std::io::Result<bool> {
+/// Reads what is available, stopping once past `cap`; returns whether the pipe is still open.
+fn drain(pipe: &mut File, output: &mut Vec<u8>, cap: usize) -> std::io::Result<bool> {
     let mut chunk = [0u8; 64 * 1024];
     loop {
         match pipe.read(&mut chunk) {
             Ok(0) => return Ok(false),
             Ok(n) => {
                 output.extend_from_slice(&chunk[..n]);
-                if output.len() > MAX_FRAME_LEN as usize {
+                if output.len() > cap {
                     return Ok(true);
                 }
             }
@@ -755,6 +775,25 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn an_answer_over_the_output_cap_kills_the_job() {
+        let cap = 1 << 20;
+        let answer = |len: usize| {
+            run_job(
+                limits(5_000).with_output_cap(cap),
+                JobIsolation::Fork,
+                no_confine,
+                move || vec![7u8; len],
+            )
+            .unwrap()
+        };
+        assert!(matches!(answer(cap / 2), JobEnd::Finished { .. }));
+        assert!(matches!(
+            answer(2 * cap),
+            JobEnd::Died(JobDeath::Garbled(why)) if why.contains("cap")
+        ));
     }
 
     #[test]

@@ -77,7 +77,7 @@ impl Artifacts {
             path: cache_dir.to_path_buf(),
             source,
         };
-        std::fs::create_dir_all(cache_dir.join(scan::WORKERS_DIR)).map_err(dir_err)?;
+        private_dirs(cache_dir).map_err(dir_err)?;
         let lock = CacheLock::acquire(cache_dir)?;
         let fingerprint = engine::fingerprint()?;
         let found = scan::inspect(cache_dir, &fingerprint).map_err(dir_err)?;
@@ -264,11 +264,18 @@ pub fn delete_files(paths: &[PathBuf]) {
     }
 }
 
-/// Moves a finished artifact from a worker dir into the cache atomically (same filesystem)
-/// and makes the rename durable by syncing the dir. Returns its path in the cache.
-pub fn install(cache_dir: &Path, from: &Path, id: &ArtifactId) -> std::io::Result<PathBuf> {
-    let to = cache_dir.join(id.file_name());
-    std::fs::rename(from, &to)?;
-    std::fs::File::open(cache_dir)?.sync_all()?;
-    Ok(to)
+/// Creates the cache dir and its workers dir if missing, and makes both 0700: only the host
+/// may list, read or write them (artifacts are readable by workers through the links the
+/// host makes in their own dirs).
+fn private_dirs(cache_dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let workers = cache_dir.join(scan::WORKERS_DIR);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(&workers)?;
+    for dir in [cache_dir, &workers] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }

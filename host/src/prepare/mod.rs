@@ -1,8 +1,9 @@
 //! The prepare side: a priority queue of preparations ([`queue`], the actor that owns the
-//! workers), the worker-side steps of one preparation ([`pool`]), and the memory of failed
-//! preparations ([`failures`]).
+//! workers), the worker-side steps of one preparation ([`pool`]), taking its artifact file
+//! into the cache ([`intake`]), and the memory of failed preparations ([`failures`]).
 
 pub mod failures;
+pub mod intake;
 pub mod pool;
 pub mod queue;
 
