@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use pvf_common::sandbox::SandboxMode;
 
+use crate::cgroup::CgroupLimits;
+
 /// Name of the prepare worker binary.
 pub const PREPARE_WORKER: &str = "pvf-prepare-worker";
 /// Name of the execute worker binary.
@@ -49,6 +51,9 @@ pub struct Config {
     pub worker_grace: Duration,
     /// Whether workers sandbox themselves (default: enforce).
     pub sandbox: SandboxMode,
+    /// The memory and process bounds of each worker's cgroup, covering its jobs (default:
+    /// [`CgroupLimits::default`]: 4 GiB, 32 + 4 per core).
+    pub worker_cgroup: CgroupLimits,
     /// How long a non-deterministic preparation failure is remembered before the code may be
     /// prepared again (default: 15 min, as Polkadot).
     pub prepare_retry_cooldown: Duration,
@@ -95,6 +100,7 @@ impl Config {
             spawn_retry_max_delay: Duration::from_secs(3),
             worker_grace: Duration::from_secs(5),
             sandbox: SandboxMode::Enforce,
+            worker_cgroup: CgroupLimits::default(),
             prepare_retry_cooldown: Duration::from_secs(15 * 60),
             prepare_max_attempts: 5,
             cache_max_size: Some(DEFAULT_CACHE_MAX_SIZE),

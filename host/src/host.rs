@@ -176,6 +176,7 @@ pub async fn start(
 ) -> Result<(ValidationHost, impl Future<Output = ()> + Send + 'static), StartError> {
     let metrics = Metrics::new()?;
     let artifacts = Artifacts::open(&config.cache_dir, &metrics)?;
+    crate::cgroup::remove_stale();
     if config.sandbox == SandboxMode::Enforce {
         let report = security::self_test(&config).await;
         if !report.secure() {
@@ -228,6 +229,7 @@ fn queue_configs(
         timeout: config.spawn_timeout,
         sandbox: config.sandbox,
         flavor,
+        cgroup: config.worker_cgroup,
         metrics: metrics.clone(),
         backoff: Backoff {
             first: config.spawn_retry_delay,

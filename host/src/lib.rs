@@ -16,6 +16,7 @@
 
 pub mod artifacts;
 pub mod bench;
+pub mod cgroup;
 pub mod config;
 pub mod coordinator;
 pub mod execute;

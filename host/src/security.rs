@@ -87,6 +87,7 @@ pub async fn self_test(config: &Config) -> SecurityReport {
         dir: dir.join(format!("{kind:?}-self-test-{}", std::process::id()).to_lowercase()),
         timeout: config.spawn_timeout,
         layers: layers_for(config.sandbox),
+        cgroup: config.worker_cgroup,
     };
     let params = ExecutorParams::default();
     let code = match wat::parse_str(SELF_TEST_GUEST) {

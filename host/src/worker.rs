@@ -11,12 +11,13 @@ use std::time::Duration;
 use parity_scale_codec::{Decode, Encode};
 use pvf_common::ipc::frame::{self, FrameError, HEADER_LEN};
 use pvf_common::message::{Envelope, Handshake, Nonce};
-use pvf_common::sandbox::{Layer, Layers, SandboxMode, SecurityStatus, namespaces};
+use pvf_common::sandbox::{Layer, LayerStatus, Layers, SandboxMode, SecurityStatus, namespaces};
 use pvf_common::worker::VERSION;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::process::{Child, Command};
 
+use crate::cgroup::{self, CgroupLimits, WorkerCgroup};
 use crate::metrics::{Flavor, Metrics, SecurityEvent};
 use crate::{spawn_thread, worker_output};
 
@@ -103,6 +104,8 @@ pub struct SpawnSpec {
     pub timeout: Duration,
     /// The sandbox layers the worker must apply.
     pub layers: Layers,
+    /// The bounds of its cgroup (when the layers include [`Layer::Cgroups`]).
+    pub cgroup: CgroupLimits,
 }
 
 /// Spawns workers of one flavor, each in a fresh dir under the cache's `workers/` dir, and
@@ -119,6 +122,8 @@ pub struct Spawner {
     pub sandbox: SandboxMode,
     /// Which workers these are.
     pub flavor: Flavor,
+    /// The bounds of each worker's cgroup.
+    pub cgroup: CgroupLimits,
     /// Where spawns and retirements are counted.
     pub metrics: Metrics,
     /// Waits between failed spawns.
@@ -152,6 +157,7 @@ impl Spawner {
             dir,
             timeout: self.timeout,
             layers: layers_for(self.sandbox),
+            cgroup: self.cgroup,
         };
         self.metrics.worker_spawning(self.flavor);
         let mut worker = WorkerProcess::spawn(&spec).await?;
@@ -191,6 +197,8 @@ pub struct WorkerProcess {
     program: PathBuf,
     /// Where security events are counted, and where it is counted as retired when dropped.
     metrics: Option<(Metrics, Flavor)>,
+    /// Its cgroup, removed after it when dropped.
+    _cgroup: Option<WorkerCgroup>,
     /// The sandbox layers the worker reported.
     pub security: SecurityStatus,
 }
@@ -247,11 +255,17 @@ impl WorkerProcess {
         if spec.layers == Layers::NONE {
             command.arg("--insecure");
         } else {
-            for layer in Layer::ALL.into_iter().filter(|l| !spec.layers.has(*l)) {
+            for layer in Layer::WORKER.into_iter().filter(|l| !spec.layers.has(*l)) {
                 command.arg("--disable-layer").arg(layer.name());
             }
         }
+        let cgroup = spec
+            .layers
+            .has(Layer::Cgroups)
+            .then(|| cgroup::create(&spec.cgroup));
         let mut child = spawn_thread::spawn(command).await.map_err(spawn_err)?;
+        // Before its handshake is read, so before any request, so before any job exists.
+        let (cgroup, cgroup_status) = enter_cgroup(cgroup, child.id());
         let name = spec.dir.file_name().unwrap_or_default().to_string_lossy();
         worker_output::forward(child.stdout.take(), &name, "stdout");
         worker_output::forward(child.stderr.take(), &name, "stderr");
@@ -269,8 +283,10 @@ impl WorkerProcess {
                 worker: handshake.version,
             });
         }
-        if handshake.security.failures().next().is_some() {
-            return Err(WorkerError::Sandbox(handshake.security));
+        let mut security = handshake.security;
+        security.layers.push(cgroup_status);
+        if security.failures().next().is_some() {
+            return Err(WorkerError::Sandbox(security));
         }
         Ok(Self {
             child,
@@ -278,7 +294,8 @@ impl WorkerProcess {
             dir: spec.dir.clone(),
             program: spec.program.clone(),
             metrics: None,
-            security: handshake.security,
+            _cgroup: cgroup,
+            security,
         })
     }
 
@@ -290,6 +307,11 @@ impl WorkerProcess {
     /// The worker's process id.
     pub fn pid(&self) -> Option<u32> {
         self.child.id()
+    }
+
+    /// Waits for the worker to end (it hung up, or was killed) and returns how it ended.
+    pub async fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.child.wait().await
     }
 
     /// Sends one request under a fresh nonce and waits up to `timeout` for the answer with
@@ -409,6 +431,37 @@ pub fn remove_leftover_dirs() {
     };
     for dir in dirs {
         remove_dir(&dir);
+    }
+}
+
+/// Moves the worker `pid` into its cgroup (if one was asked for); returns the cgroup and the
+/// layer's status.
+fn enter_cgroup(
+    cgroup: Option<Result<(WorkerCgroup, String), String>>,
+    pid: Option<u32>,
+) -> (Option<WorkerCgroup>, LayerStatus) {
+    let requested = cgroup.is_some();
+    let status = |active, detail| LayerStatus {
+        layer: Layer::Cgroups,
+        requested,
+        active,
+        detail,
+    };
+    let entered = match &cgroup {
+        None => Err("disabled (--insecure)".to_string()),
+        Some(Err(why)) => Err(why.clone()),
+        Some(Ok((made, detail))) => pid
+            .ok_or_else(|| "the worker exited at once".to_string())
+            .and_then(|pid| {
+                made.add(pid)
+                    .map_err(|e| format!("moving the worker in: {e}"))
+            })
+            .map(|()| detail.clone()),
+    };
+    let made = cgroup.and_then(Result::ok).map(|(made, _)| made);
+    match entered {
+        Ok(detail) => (made, status(true, detail)),
+        Err(why) => (made, status(false, why)),
     }
 }
 

@@ -16,7 +16,7 @@ use parity_scale_codec::{Decode, Encode};
 use pvf_common::sandbox::rlimits::JobRlimits;
 use pvf_common::sandbox::{self, Layer, WorkerContext, WorkerKind};
 use pvf_common::worker::JobDeath;
-use pvf_common::worker::job_process::{JobEnd, JobLimits, run_job};
+use pvf_common::worker::job_process::{JobEnd, JobIsolation, JobLimits, run_job};
 
 /// What the test tells an attempt about the world outside the sandbox.
 #[derive(Clone, Debug, Encode, Decode)]
@@ -52,12 +52,15 @@ pub enum AttemptOutcome {
     TimedOut,
     /// The attempt name is unknown or the runner failed.
     Error(String),
+    /// The worker itself was killed by SIGKILL during a worker-level attempt: a signal to
+    /// its own process group got through. Made by the test, never sent by a worker.
+    GroupKilled,
 }
 
 impl AttemptOutcome {
     /// Whether the attempt got through.
     pub fn reached(&self) -> bool {
-        matches!(self, Self::Reached(_))
+        matches!(self, Self::Reached(_) | Self::GroupKilled)
     }
 }
 
@@ -72,7 +75,7 @@ pub struct Attempt {
     body: fn(&AttemptRequest, &WorkerContext) -> Result<String, String>,
 }
 
-use Layer::{Landlock, Limits, Namespaces, Seccomp};
+use Layer::{Cgroups, Landlock, Limits, Namespaces, Seccomp};
 
 /// Every attempt.
 pub const ATTEMPTS: &[Attempt] = &[
@@ -235,20 +238,38 @@ pub const ATTEMPTS: &[Attempt] = &[
     Attempt {
         name: "job_cannot_fork_bomb",
         kind: WorkerKind::Execute,
-        blockers: &[&[Seccomp], &[Namespaces, Limits]],
+        blockers: &[&[Seccomp], &[Namespaces, Limits], &[Cgroups]],
         body: fork_bomb,
     },
     Attempt {
         name: "job_cannot_write_an_unbounded_file",
         kind: WorkerKind::Prepare,
-        blockers: &[&[Limits]],
+        blockers: &[&[Limits], &[Landlock], &[Seccomp]],
         body: big_file,
     },
     Attempt {
         name: "job_cannot_allocate_past_its_memory_limit",
         kind: WorkerKind::Execute,
-        blockers: &[&[Limits]],
+        blockers: &[&[Limits], &[Cgroups]],
         body: allocate,
+    },
+    Attempt {
+        name: "prepare_job_cannot_create_a_file_in_the_worker_dir",
+        kind: WorkerKind::Prepare,
+        blockers: &[&[Landlock], &[Seccomp]],
+        body: create_in_worker_dir,
+    },
+    Attempt {
+        name: "job_can_try_to_plant_a_file",
+        kind: WorkerKind::Prepare,
+        blockers: &[],
+        body: plant_a_file,
+    },
+    Attempt {
+        name: "prepare_job_cannot_leave_a_file_for_the_next_job",
+        kind: WorkerKind::Prepare,
+        blockers: &[&[Landlock], &[Seccomp]],
+        body: find_a_planted_file,
     },
     Attempt {
         name: "job_can_sleep",
@@ -264,9 +285,46 @@ pub const ATTEMPTS: &[Attempt] = &[
     },
 ];
 
+/// Attempts made with the worker's own confinement only: in a child forked from the worker
+/// without the job's (rlimits, job filter), in a PID namespace of its own so that a signal
+/// that gets through reaches no other process. They show the worker filter narrows calls
+/// the worker needs (`kill`, `prlimit64`) by their arguments.
+pub const WORKER_ATTEMPTS: &[Attempt] = &[
+    Attempt {
+        name: "worker_cannot_kill_every_process",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Seccomp]],
+        body: kill_every_process,
+    },
+    Attempt {
+        name: "worker_cannot_kill_its_process_group",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Seccomp]],
+        body: kill_own_group,
+    },
+    Attempt {
+        name: "worker_cannot_prlimit_another_process",
+        kind: WorkerKind::Prepare,
+        blockers: &[&[Seccomp]],
+        body: prlimit_other,
+    },
+];
+
 /// Finds an attempt by name.
 pub fn attempt(name: &str) -> Option<&'static Attempt> {
-    ATTEMPTS.iter().find(|a| a.name == name)
+    ATTEMPTS
+        .iter()
+        .chain(WORKER_ATTEMPTS)
+        .find(|a| a.name == name)
+}
+
+/// The attempt that must run first, in an earlier job of the same worker: what it leaves
+/// behind is what the attempt looks for.
+pub fn setup(name: &str) -> Option<&'static str> {
+    match name {
+        "prepare_job_cannot_leave_a_file_for_the_next_job" => Some("job_can_try_to_plant_a_file"),
+        _ => None,
+    }
 }
 
 /// The escape worker's main: the common worker loop with attempts instead of jobs.
@@ -292,12 +350,21 @@ fn run(ctx: &WorkerContext, request: AttemptRequest) -> AttemptOutcome {
     let mut ctx = ctx.clone();
     ctx.rlimits = request.rlimits;
     let limits = JobLimits::from_cpu(Duration::from_secs(10));
-    let end = run_job(
-        limits,
-        ctx.job_isolation(),
-        || sandbox::confine_job(&ctx),
-        || (attempt.body)(&request, &ctx),
-    );
+    let end = if WORKER_ATTEMPTS.iter().any(|a| a.name == attempt.name) {
+        run_job(
+            limits,
+            JobIsolation::OwnPidNamespace,
+            || Ok::<(), String>(()),
+            || (attempt.body)(&request, &ctx),
+        )
+    } else {
+        run_job(
+            limits,
+            ctx.job_isolation(),
+            || sandbox::confine_job(&ctx).map_err(|e| e.to_string()),
+            || (attempt.body)(&request, &ctx),
+        )
+    };
     match end {
         Ok(JobEnd::Finished {
             value: Ok(detail), ..
@@ -605,6 +672,71 @@ fn allocate(r: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
         total += STEP as u64;
     }
     Ok(format!("mapped {total} bytes"))
+}
+
+/// The file a prepare job tries to leave in its worker dir.
+const PLANTED: &str = "planted-by-a-job";
+
+fn create_in_worker_dir(_: &AttemptRequest, ctx: &WorkerContext) -> Result<String, String> {
+    let path = ctx.dir.join(format!("created-{}", std::process::id()));
+    io(
+        std::fs::File::create_new(path),
+        "create a file in the worker dir",
+    )
+}
+
+/// Plants a file for the next job, whether or not the sandbox lets it: the outcome does
+/// not matter, the next job's does.
+fn plant_a_file(_: &AttemptRequest, ctx: &WorkerContext) -> Result<String, String> {
+    io(std::fs::write(ctx.dir.join(PLANTED), b"left"), "plant")
+}
+
+fn find_a_planted_file(_: &AttemptRequest, ctx: &WorkerContext) -> Result<String, String> {
+    io(
+        std::fs::read(ctx.dir.join(PLANTED)),
+        "read what an earlier job left",
+    )
+}
+
+/// `kill(-1, SIGKILL)`: every process the caller may signal. Run in a PID namespace of its
+/// own, so when it gets through it finds no process (ESRCH) and kills nothing.
+fn kill_every_process(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    // SAFETY: in a PID namespace holding only the caller, -1 reaches no process.
+    reached(
+        unsafe { libc::syscall(libc::SYS_kill, -1, libc::SIGKILL) },
+        "kill(-1, SIGKILL)",
+    )
+}
+
+/// `kill(0, SIGKILL)`: the caller's process group. The host starts each worker in a group of
+/// its own, so when it gets through it kills the worker and this child, nothing else.
+fn kill_own_group(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    // SAFETY: the group holds only the worker and its children (see above).
+    reached(
+        unsafe { libc::syscall(libc::SYS_kill, 0, libc::SIGKILL) },
+        "kill(0, SIGKILL)",
+    )
+}
+
+/// Reads (never sets) another process's open-file limit.
+fn prlimit_other(r: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a null new limit only reads the old one into a valid out-pointer.
+    reached(
+        unsafe {
+            libc::syscall(
+                libc::SYS_prlimit64,
+                r.host_pid as libc::pid_t,
+                libc::RLIMIT_NOFILE,
+                std::ptr::null::<libc::rlimit>(),
+                &mut old,
+            )
+        },
+        "prlimit64(host, RLIMIT_NOFILE)",
+    )
 }
 
 /// A job that only waits: lets a test look at a live job process.

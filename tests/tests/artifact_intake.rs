@@ -17,6 +17,7 @@ use std::time::Duration;
 use pvf_common::error::PrepareError;
 use pvf_common::params::{ArtifactId, ExecKind, ExecutorParams};
 use pvf_common::sandbox::{Layers, SandboxMode};
+use pvf_host::cgroup::CgroupLimits;
 use pvf_host::prepare::{PrepareJob, PreparedArtifact, pool};
 use pvf_host::worker::{SpawnSpec, WorkerProcess};
 use pvf_host::{Priority, Verdict};
@@ -48,6 +49,7 @@ async fn prepare(mode: &str) -> Outcome {
         dir: workers.path().join("prepare-rogue"),
         timeout: Duration::from_secs(20),
         layers: Layers::NONE,
+        cgroup: CgroupLimits::default(),
     };
     let worker = WorkerProcess::spawn(&spec).await.unwrap();
     let (code, params) = (guest("adder"), ExecutorParams::default());

@@ -13,10 +13,16 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::os::unix::process::ExitStatusExt;
+
 use pvf_common::sandbox::rlimits::JobRlimits;
-use pvf_common::sandbox::{Layers, WorkerKind};
+use pvf_common::sandbox::{Layer, Layers, WorkerKind};
+use pvf_common::worker::JobDeath;
+use pvf_host::cgroup::CgroupLimits;
 use pvf_host::worker::{SpawnSpec, WorkerError, WorkerProcess};
-use pvf_tests::escape::{ATTEMPTS, AttemptOutcome, AttemptRequest, PLANTED_LINK, attempt};
+use pvf_tests::escape::{
+    ATTEMPTS, AttemptOutcome, AttemptRequest, PLANTED_LINK, WORKER_ATTEMPTS, attempt, setup,
+};
 
 /// Set in the unprivileged re-run: where the copied binaries are.
 const BIN_DIR_ENV: &str = "PVF_ESCAPE_BIN_DIR";
@@ -68,6 +74,14 @@ impl World {
     }
 }
 
+/// The workers' cgroup bounds: below what the fork bomb (twice the job's process limit)
+/// and the memory hog (twice its data limit) reach, above what an escape worker and one job
+/// need.
+const CGROUP: CgroupLimits = CgroupLimits {
+    memory: 192 << 20,
+    pids: 12,
+};
+
 fn escape_binary(kind: WorkerKind) -> PathBuf {
     let dir = std::env::var_os(BIN_DIR_ENV).map(PathBuf::from);
     let bins = match &dir {
@@ -99,6 +113,7 @@ async fn spawn(
         dir: world.workers.path().join(format!("w{n}")),
         timeout: Duration::from_secs(20),
         layers,
+        cgroup: CGROUP,
     };
     WorkerProcess::spawn(&spec).await
 }
@@ -117,14 +132,26 @@ async fn run(world: &World, name: &str, layers: Layers) -> Option<AttemptOutcome
     if name == "job_cannot_follow_a_planted_symlink_out" {
         std::os::unix::fs::symlink("/etc/passwd", worker.dir().join(PLANTED_LINK)).unwrap();
     }
+    let pid = worker.pid().expect("a live worker");
+    if let Some(first) = setup(name) {
+        let _: AttemptOutcome = worker
+            .call(&world.request(first, pid), Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: its setup {first} failed: {e}"));
+    }
     let outcome = worker
-        .call::<_, AttemptOutcome>(
-            &world.request(name, worker.pid().expect("a live worker")),
-            Duration::from_secs(60),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{name}: escape worker failed: {e}"));
-    Some(outcome)
+        .call::<_, AttemptOutcome>(&world.request(name, pid), Duration::from_secs(60))
+        .await;
+    Some(match outcome {
+        Ok(outcome) => outcome,
+        // A worker-level signal to the worker's own group took the worker down with it.
+        Err(e) if WORKER_ATTEMPTS.iter().any(|a| a.name == name) => {
+            let status = worker.wait().await.unwrap();
+            assert_eq!(status.signal(), Some(libc::SIGKILL), "{name}: {e}");
+            AttemptOutcome::GroupKilled
+        }
+        Err(e) => panic!("{name}: escape worker failed: {e}"),
+    })
 }
 
 /// The three runs of an attempt.
@@ -168,11 +195,11 @@ macro_rules! attempt_tests {
                 check(stringify!($name)).await;
             }
         )*
-        /// Every attempt in the list has a test here.
+        /// Every attempt in the lists has a test here.
         #[test]
         fn every_attempt_has_a_test() {
             let tested = [$(stringify!($name)),*];
-            for attempt in ATTEMPTS {
+            for attempt in ATTEMPTS.iter().chain(WORKER_ATTEMPTS) {
                 assert!(attempt.name.starts_with("job_can_") || tested.contains(&attempt.name), "{} has no test", attempt.name);
             }
         }
@@ -209,7 +236,34 @@ attempt_tests!(
     job_cannot_fork_bomb,
     job_cannot_write_an_unbounded_file,
     job_cannot_allocate_past_its_memory_limit,
+    prepare_job_cannot_create_a_file_in_the_worker_dir,
+    prepare_job_cannot_leave_a_file_for_the_next_job,
+    worker_cannot_kill_every_process,
+    worker_cannot_kill_its_process_group,
+    worker_cannot_prlimit_another_process,
 );
+
+/// With only the cgroups layer, the fork bomb and the memory hog stop at the cgroup's
+/// bounds, by the cgroup's own mechanisms: `fork` fails with EAGAIN at `pids.max`, and the
+/// memory hog is killed by the cgroup's OOM killer (SIGKILL). (Their negative controls run
+/// in `job_cannot_fork_bomb` and `job_cannot_allocate_past_its_memory_limit`.)
+#[tokio::test]
+async fn cgroups_alone_stop_a_fork_bomb_and_a_memory_hog_by_their_own_mechanism() {
+    let world = World::new();
+    let only = Layers::NONE.with(Layer::Cgroups);
+    if let Some(outcome) = run(&world, "job_cannot_fork_bomb", only).await {
+        assert!(
+            matches!(&outcome, AttemptOutcome::Refused(why) if why.contains("Resource temporarily unavailable")),
+            "{outcome:?}"
+        );
+    }
+    if let Some(outcome) = run(&world, "job_cannot_allocate_past_its_memory_limit", only).await {
+        assert_eq!(
+            outcome,
+            AttemptOutcome::Died(JobDeath::Signal(libc::SIGKILL))
+        );
+    }
+}
 
 fn proc_status(pid: u32, field: &str) -> String {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -234,6 +288,7 @@ async fn worker_and_job_processes_show_the_sandbox() {
     let pid = worker.pid().unwrap();
     assert_eq!(proc_status(pid, "NoNewPrivs"), "1");
     assert_eq!(proc_status(pid, "Seccomp"), "2");
+    assert!(in_worker_cgroup(pid), "{}", cgroups_of(pid));
     for ns in ["user", "mnt", "net", "ipc", "uts", "cgroup"] {
         let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
         let ours = std::fs::read_link(format!("/proc/self/ns/{ns}")).unwrap();
@@ -270,6 +325,11 @@ async fn worker_and_job_processes_show_the_sandbox() {
         let namespace =
             |pid: u32, ns: &str| std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
         let own_namespaces = ["pid", "user"].map(|ns| namespace(job, ns) != namespace(pid, ns));
+        assert_eq!(
+            cgroups_of(job),
+            cgroups_of(pid),
+            "the job is in its worker's cgroup"
+        );
         (
             proc_status(job, "Seccomp"),
             proc_status(job, "NoNewPrivs"),
@@ -287,6 +347,29 @@ async fn worker_and_job_processes_show_the_sandbox() {
     assert_eq!(own_namespaces, [true, true]);
     assert!(ns_pid.ends_with("\t1"), "NSpid {ns_pid:?}");
     assert_eq!(caps, "0000000000000000");
+}
+
+/// The cgroups of a process, as `/proc/PID/cgroup` lists them.
+fn cgroups_of(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap()
+}
+
+/// Whether the process is in a worker cgroup for memory and pids (v1), or in one (v2).
+fn in_worker_cgroup(pid: u32) -> bool {
+    let cgroups = cgroups_of(pid);
+    let in_worker = |line: &str| line.contains("/pvf-");
+    let v1 = ["memory", "pids"].iter().all(|c| {
+        cgroups.lines().any(|l| {
+            l.split(':')
+                .nth(1)
+                .is_some_and(|cs| cs.split(',').any(|x| x == *c))
+                && in_worker(l)
+        })
+    });
+    let v2 = cgroups
+        .lines()
+        .any(|l| l.starts_with("0::") && in_worker(l));
+    v1 || v2
 }
 
 /// As root, re-runs every attempt test as a new unprivileged user (root's home is 0700
@@ -332,10 +415,28 @@ fn escape_suite_passes_unprivileged() {
     }
     let test_exe = dir.path().join("escape-tests");
     std::fs::copy(std::env::current_exe().unwrap(), &test_exe).unwrap();
-    let output = std::process::Command::new("setpriv")
-        .args(["--reuid", USER, "--regid", USER, "--clear-groups", "--"])
+    // Its hosts make worker cgroups inside cgroups delegated to the user, as an operator
+    // delegates them; the shell moves itself in before it becomes the user.
+    let delegated = Delegated::create(USER);
+    let enter: String = delegated
+        .dirs
+        .iter()
+        .map(|d| format!("echo $$ > {}/cgroup.procs && ", d.display()))
+        .collect();
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{enter}exec \"$0\" \"$@\""))
+        .args([
+            "setpriv",
+            "--reuid",
+            USER,
+            "--regid",
+            USER,
+            "--clear-groups",
+            "--",
+        ])
         .arg(&test_exe)
-        .args(["job_", "--test-threads=2"])
+        .args(["job_", "worker_cannot", "cgroups_alone", "--test-threads=2"])
         .env(BIN_DIR_ENV, dir.path())
         .env("TMPDIR", "/tmp")
         .current_dir(dir.path())
@@ -353,4 +454,77 @@ fn escape_suite_passes_unprivileged() {
         !stdout.contains(" 0 passed"),
         "the unprivileged run ran no test: {stdout}"
     );
+}
+
+/// The test's own cgroup v1 memory and pids cgroups, each with a child handed to a user (as
+/// an operator delegates a subtree), removed with whatever is left in it when dropped.
+struct Delegated {
+    dirs: Vec<PathBuf>,
+}
+
+impl Delegated {
+    fn create(user: &str) -> Self {
+        let uid = std::process::Command::new("id")
+            .args(["-u", user])
+            .output()
+            .unwrap();
+        let uid: u32 = String::from_utf8_lossy(&uid.stdout).trim().parse().unwrap();
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let mut dirs = Vec::new();
+        for controller in ["memory", "pids"] {
+            let path = own.lines().find_map(|line| {
+                let mut fields = line.splitn(3, ':');
+                let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+                controllers
+                    .split(',')
+                    .any(|c| c == controller)
+                    .then_some(path)
+            });
+            let Some(path) = path else {
+                eprintln!(
+                    "no cgroup v1 {controller} hierarchy: the unprivileged run gets no cgroup"
+                );
+                continue;
+            };
+            let dir = Path::new("/sys/fs/cgroup")
+                .join(controller)
+                .join(path.trim_start_matches('/'))
+                .join(format!("pvf-escape-unprivileged-{}", std::process::id()));
+            std::fs::create_dir(&dir).unwrap();
+            for file in ["", "cgroup.procs", "tasks"] {
+                std::os::unix::fs::chown(dir.join(file), Some(uid), Some(uid)).unwrap();
+            }
+            dirs.push(dir);
+        }
+        Self { dirs }
+    }
+}
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        fn remove(dir: &Path) {
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                for entry in entries.flatten() {
+                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        remove(&entry.path());
+                    }
+                }
+            }
+            for _ in 0..500 {
+                let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+                for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                    // SAFETY: SIGKILL to a process left in the test's own cgroup.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+                if std::fs::remove_dir(dir).is_ok() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            eprintln!("could not remove {}", dir.display());
+        }
+        for dir in &self.dirs {
+            remove(dir);
+        }
+    }
 }

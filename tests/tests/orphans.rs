@@ -70,6 +70,7 @@ fn alive(pid: u32) -> bool {
 #[test]
 fn a_worker_outlives_the_thread_that_asked_for_it() {
     use pvf_common::sandbox::Layers;
+    use pvf_host::cgroup::CgroupLimits;
     use pvf_host::worker::{SpawnSpec, WorkerProcess};
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -84,6 +85,7 @@ fn a_worker_outlives_the_thread_that_asked_for_it() {
         dir: dir.path().join("worker"),
         timeout: Duration::from_secs(10),
         layers: Layers::ALL,
+        cgroup: CgroupLimits::default(),
     };
     let handle = runtime.handle().clone();
     let (worker, mut control) = runtime.block_on(async move {

@@ -67,11 +67,24 @@ pub enum Layer {
     /// `no_new_privs` and the job rlimits.
     #[codec(index = 3)]
     Limits,
+    /// A cgroup per worker, covering its jobs, with a memory and a process bound. The host
+    /// applies it (a worker cannot make cgroups); the worker ignores it.
+    #[codec(index = 4)]
+    Cgroups,
 }
 
 impl Layer {
-    /// Every layer, in the order they are applied.
-    pub const ALL: [Layer; 4] = [
+    /// Every layer.
+    pub const ALL: [Layer; 5] = [
+        Layer::Namespaces,
+        Layer::Landlock,
+        Layer::Limits,
+        Layer::Seccomp,
+        Layer::Cgroups,
+    ];
+
+    /// The layers a worker applies to itself, in the order it applies them.
+    pub const WORKER: [Layer; 4] = [
         Layer::Namespaces,
         Layer::Landlock,
         Layer::Limits,
@@ -85,6 +98,7 @@ impl Layer {
             Layer::Landlock => "landlock",
             Layer::Seccomp => "seccomp",
             Layer::Limits => "limits",
+            Layer::Cgroups => "cgroups",
         }
     }
 
@@ -96,13 +110,13 @@ impl Layer {
 
 /// Which layers a worker is asked to apply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Layers([bool; 4]);
+pub struct Layers([bool; 5]);
 
 impl Layers {
     /// Every layer.
-    pub const ALL: Layers = Layers([true; 4]);
+    pub const ALL: Layers = Layers([true; 5]);
     /// No layer (`--insecure`).
-    pub const NONE: Layers = Layers([false; 4]);
+    pub const NONE: Layers = Layers([false; 5]);
 
     /// Whether `layer` is asked for.
     pub fn has(self, layer: Layer) -> bool {
@@ -200,7 +214,7 @@ pub fn harden_worker(
         job_filters: None,
     };
     let mut report = Vec::new();
-    for layer in Layer::ALL {
+    for layer in Layer::WORKER {
         let outcome = if requested.has(layer) {
             apply_worker_layer(layer, &mut ctx)
         } else {
@@ -226,6 +240,7 @@ pub fn harden_worker(
 /// Applies one layer to the worker; returns what is in force.
 fn apply_worker_layer(layer: Layer, ctx: &mut WorkerContext) -> Result<String, String> {
     match layer {
+        Layer::Cgroups => Err("applied by the host, not the worker".into()),
         Layer::Namespaces => {
             namespaces::apply(&ctx.dir, ctx.kind == WorkerKind::Execute)
                 .map_err(|e| e.to_string())?;

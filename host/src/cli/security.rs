@@ -9,6 +9,7 @@ use pvf_host::security::self_test;
 pub struct Args {}
 
 pub async fn run(config: pvf_host::Config, _args: Args) -> ExitCode {
+    pvf_host::cgroup::remove_stale();
     let report = self_test(&config).await;
     for worker in &report.workers {
         println!("{:?} worker", worker.kind);

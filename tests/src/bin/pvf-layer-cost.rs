@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use pvf_common::sandbox::rlimits::JobRlimits;
 use pvf_common::sandbox::{Layer, Layers};
 use pvf_common::worker::job_process::{JobEnd, JobIsolation, JobLimits, run_job};
+use pvf_host::cgroup::CgroupLimits;
 use pvf_host::worker::{SpawnSpec, WorkerProcess};
 use pvf_tests::escape::{AttemptOutcome, AttemptRequest};
 
@@ -133,6 +134,7 @@ async fn layers_cost(rounds: usize) {
                 dir: dirs.path().join(format!("{name}-{round}")),
                 timeout: Duration::from_secs(10),
                 layers: *layers,
+                cgroup: CgroupLimits::default(),
             };
             let start = Instant::now();
             let worker = WorkerProcess::spawn(&spec).await.expect("spawn");
