@@ -10,7 +10,7 @@
 //! | instantiation fails (start function traps, memory over the bound, missing export) | Invalid | 1 |
 //! | prevalidation or compile failure, code bomb, preparation out of memory | Invalid | 1 |
 //! | wall-clock backstop hit without the CPU limit (stopped or starved process) | PossiblyInvalid | 3 |
-//! | worker or job died of a signal other than SIGSYS, or stopped answering | PossiblyInvalid | 3 |
+//! | worker or job died of a signal other than SIGSYS (a cgroup's OOM kill included), or stopped answering | PossiblyInvalid | 3 |
 //! | job killed by seccomp (SIGSYS) — also logged as a security event | Internal | 3 |
 //! | a stub (unsupported host function) was called | Internal | 3 |
 //! | preparation timed out, died, or failed on this machine (non-deterministic) | Internal | 3 |

@@ -39,8 +39,10 @@ type JobOutput = Result<(u64, Vec<u8>), PrepareError>;
 /// Runs one preparation in a job process and writes its artifact where the host asked.
 fn prepare(ctx: &WorkerContext, request: &PrepareRequest) -> PrepareResponse {
     let out = artifact_path(ctx, &request.artifact_file)?;
+    // The header is added to the answer's payload: the file stays within the cap.
+    let cap = artifact::MAX_ARTIFACT_LEN - artifact::HEADER_LEN as u64;
     let limits = JobLimits::from_cpu(Duration::from_millis(request.timeout_ms))
-        .with_output_cap(artifact::MAX_ARTIFACT_LEN as usize);
+        .with_output_cap(cap as usize);
     let end = run_job(
         limits,
         ctx.job_isolation(),

@@ -221,11 +221,11 @@ async fn a_host_killed_mid_preparation_leaves_nothing_loadable() {
     // The largest runtime: its preparation spans most of the kill times below.
     let code = corpus.last().expect("a corpus runtime").clone();
     let cache = tempfile::tempdir().unwrap();
-    // Leftovers of a write interrupted at each step: a partial artifact in a job dir, and a
-    // partial file moved out of it.
-    let job = cache.path().join("workers/prepare-1-0/job");
-    std::fs::create_dir_all(&job).unwrap();
-    std::fs::write(job.join("artifact"), b"PVFARTF\0partial").unwrap();
+    // Leftovers of a write interrupted at each step: a partial artifact in a worker dir, and
+    // a partial copy into the cache.
+    let worker = cache.path().join("workers/prepare-1-0");
+    std::fs::create_dir_all(&worker).unwrap();
+    std::fs::write(worker.join("artifact-0"), b"PVFARTF\0partial").unwrap();
     let tmp = cache.path().join(format!(
         "{}.tmp",
         ArtifactId::new(b"x", &ExecutorParams::default()).file_name()

@@ -1,6 +1,6 @@
-//! Resource limits for a job process: no core dumps, few open files, a file-size cap (the
-//! job directory's disk cap), few processes, and bounded writable memory. Set with `setrlimit` in the job child,
-//! before it touches untrusted bytes.
+//! Resource limits for a job process: no core dumps, few open files, a file-size cap, few
+//! processes, and bounded writable memory. Set with `setrlimit` in the job child, before it
+//! touches untrusted bytes.
 //!
 //! Memory is not an rlimit here: `RLIMIT_AS` breaks wasmtime's virtual reservations, so
 //! memory is bounded by the executor parameters (execute) and the job's allocator (prepare).
