@@ -17,7 +17,7 @@ use pvf_common::compress;
 use pvf_common::error::{ExecJobError, PrepareError};
 use pvf_common::ipc::frame::{self, FrameError, MAX_FRAME_LEN};
 use pvf_common::message::{
-    ExecuteRequest, ExecuteResponse, Handshake, PrepareRequest, PrepareResponse, Prepared,
+    Envelope, ExecuteRequest, ExecuteResponse, Handshake, PrepareRequest, PrepareResponse, Prepared,
 };
 use pvf_common::params::{ArtifactId, ExecutorParams};
 use pvf_common::sandbox::{Layer, LayerStatus, SecurityStatus};
@@ -243,12 +243,10 @@ fn execute_response() -> impl Strategy<Value = ExecuteResponse> {
 
 fn prepare_response() -> impl Strategy<Value = PrepareResponse> {
     prop_oneof![
-        (text(), any::<[u64; 4]>()).prop_map(|(file_name, n)| Ok(Prepared {
-            file_name,
-            artifact_len: n[0],
-            code_len: n[1],
-            cpu_ms: n[2],
-            max_rss_kib: n[3],
+        any::<[u64; 3]>().prop_map(|n| Ok(Prepared {
+            code_len: n[0],
+            cpu_ms: n[1],
+            max_rss_kib: n[2],
         })),
         text().prop_map(|m| Err(PrepareError::Compile(m))),
         job_death().prop_map(|d| Err(PrepareError::JobDied(d))),
@@ -281,17 +279,19 @@ proptest! {
         id in artifact_id(),
         validation in validation_params(),
         timeout_ms in any::<u64>(),
+        artifact_file in text(),
+        nonce in any::<u128>(),
         mutation in mutation(),
     ) {
-        let prepare = PrepareRequest { code, params: params.clone(), id, timeout_ms };
-        round_trips(&prepare, &mutation)?;
+        let prepare = PrepareRequest { code, params: params.clone(), id, timeout_ms, artifact_file };
+        round_trips(&Envelope { nonce, body: prepare }, &mutation)?;
         let execute = ExecuteRequest {
             id,
             params,
             validation_params: validation.encode(),
             timeout_ms,
         };
-        round_trips(&execute, &mutation)?;
+        round_trips(&Envelope { nonce, body: execute }, &mutation)?;
     }
 
     #[test]
@@ -299,20 +299,21 @@ proptest! {
         handshake in handshake(),
         prepared in prepare_response(),
         executed in execute_response(),
+        nonce in any::<u128>(),
         mutation in mutation(),
     ) {
         round_trips(&handshake, &mutation)?;
-        round_trips(&prepared, &mutation)?;
-        round_trips(&executed, &mutation)?;
+        round_trips(&Envelope { nonce, body: prepared }, &mutation)?;
+        round_trips(&Envelope { nonce, body: executed }, &mutation)?;
     }
 
     #[test]
     fn any_payload_decodes_safely_as_any_message(payload in bytes(2048)) {
         decodes_safely::<Handshake>(&payload)?;
-        decodes_safely::<PrepareRequest>(&payload)?;
-        decodes_safely::<PrepareResponse>(&payload)?;
-        decodes_safely::<ExecuteRequest>(&payload)?;
-        decodes_safely::<ExecuteResponse>(&payload)?;
+        decodes_safely::<Envelope<PrepareRequest>>(&payload)?;
+        decodes_safely::<Envelope<PrepareResponse>>(&payload)?;
+        decodes_safely::<Envelope<ExecuteRequest>>(&payload)?;
+        decodes_safely::<Envelope<ExecuteResponse>>(&payload)?;
     }
 
     #[test]

@@ -265,6 +265,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             sandbox: SandboxMode::Disabled,
             flavor: Flavor::Prepare,
+            cgroup: crate::cgroup::CgroupLimits::default(),
             metrics: metrics.clone(),
             backoff: Backoff {
                 first: Duration::from_secs(60),
