@@ -390,6 +390,11 @@ impl Ends {
             tokio::time::sleep(Duration::from_millis(100)).await;
             orphans = chaos::processes_mentioning(&needle);
         }
+        // The host logs what each worker wrote until the worker's pipes close, so a dead
+        // worker's pipe fds go a moment after it does.
+        while open_fds() > fds_before && Instant::now() < give_up {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let worker_dirs = std::fs::read_dir(cache.join("workers")).map_or(0, |d| d.count());
         Self {
             orphans,
