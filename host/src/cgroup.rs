@@ -242,41 +242,70 @@ fn parent() -> Result<Parent, String> {
     }
 }
 
+/// The cgroups a process is in, as dirs of the hierarchies mounted here.
+#[derive(Debug, Default)]
+pub struct Membership {
+    /// Its cgroup v2 dir.
+    pub v2: Option<PathBuf>,
+    /// Its dir in the cgroup v1 `memory` hierarchy.
+    pub memory: Option<PathBuf>,
+    /// Its dir in the cgroup v1 `pids` hierarchy.
+    pub pids: Option<PathBuf>,
+}
+
+/// The cgroups of `process` (`self` or a pid): its `/proc/PROCESS/cgroup` lines, each joined
+/// to where its hierarchy is mounted (this process's mount table).
+pub fn membership(process: &str) -> std::io::Result<Membership> {
+    let own = std::fs::read_to_string(format!("/proc/{process}/cgroup"))?;
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")?;
+    let mut found = Membership::default();
+    for line in own.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let path = path.trim_start_matches('/');
+        let under = |mount: PathBuf| match path {
+            "" => mount,
+            path => mount.join(path),
+        };
+        if controllers.is_empty() {
+            found.v2 = mount_point(&mounts, |fs, _| fs == "cgroup2").map(under);
+        }
+        for (controller, slot) in [("memory", &mut found.memory), ("pids", &mut found.pids)] {
+            if controllers.split(',').any(|c| c == controller) {
+                *slot = mount_point(&mounts, |fs, options| {
+                    fs == "cgroup" && options.split(',').any(|o| o == controller)
+                })
+                .map(under);
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// Finds a usable parent: cgroup v2 first, then v1.
 fn find_parent() -> Result<Parent, String> {
-    let own = std::fs::read_to_string("/proc/self/cgroup")
-        .map_err(|e| format!("reading /proc/self/cgroup: {e}; {REMEDY}"))?;
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| format!("reading /proc/self/mountinfo: {e}; {REMEDY}"))?;
-    let v2 = match v2_parent(&own, &mounts) {
-        Ok(dir) => return Ok(Parent::V2(dir)),
-        Err(why) => why,
+    let own =
+        membership("self").map_err(|e| format!("reading this process's cgroups: {e}; {REMEDY}"))?;
+    let v2 = match own.v2.as_deref().map(v2_parent) {
+        Some(Ok(dir)) => return Ok(Parent::V2(dir)),
+        Some(Err(why)) => why,
+        None => "not mounted, or this process is in no v2 cgroup".to_string(),
     };
-    let v1 = match (
-        v1_dir(&own, &mounts, "memory"),
-        v1_dir(&own, &mounts, "pids"),
-    ) {
+    let v1 = match (v1_dir(own.memory, "memory"), v1_dir(own.pids, "pids")) {
         (Ok(memory), Ok(pids)) => return Ok(Parent::V1 { memory, pids }),
         (Err(why), _) | (_, Err(why)) => why,
     };
     Err(format!("no usable cgroup: v2: {v2}; v1: {v1}; {REMEDY}"))
 }
 
-/// The host's v2 cgroup, or its parent, if it gives memory and pids to its children and
-/// the host may write it.
-fn v2_parent(own: &str, mounts: &str) -> Result<PathBuf, String> {
-    let mount = mount_point(mounts, |fs, _| fs == "cgroup2").ok_or("not mounted")?;
-    let path = own
-        .lines()
-        .find_map(|line| line.strip_prefix("0::"))
-        .ok_or("this process is in no v2 cgroup")?;
-    let own_dir = mount.join(path.trim_start_matches('/'));
-    let candidates = [Some(own_dir.as_path()), own_dir.parent()];
-    for dir in candidates
-        .into_iter()
-        .flatten()
-        .filter(|d| d.starts_with(&mount))
-    {
+/// The host's v2 cgroup `own`, or its parent, if it gives memory and pids to its children
+/// and the host may write it.
+fn v2_parent(own: &Path) -> Result<PathBuf, String> {
+    for dir in [Some(own), own.parent()].into_iter().flatten() {
         let controllers =
             std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
         let has = |c: &str| controllers.split_whitespace().any(|w| w == c);
@@ -286,28 +315,13 @@ fn v2_parent(own: &str, mounts: &str) -> Result<PathBuf, String> {
     }
     Err(format!(
         "neither {} nor its parent gives memory and pids to its children and is writable by this host",
-        own_dir.display()
+        own.display()
     ))
 }
 
 /// The host's cgroup in the v1 hierarchy of `controller`, if the host may write it.
-fn v1_dir(own: &str, mounts: &str, controller: &str) -> Result<PathBuf, String> {
-    let mount = mount_point(mounts, |fs, options| {
-        fs == "cgroup" && options.split(',').any(|o| o == controller)
-    })
-    .ok_or_else(|| format!("no {controller} hierarchy mounted"))?;
-    let path = own
-        .lines()
-        .find_map(|line| {
-            let mut fields = line.splitn(3, ':');
-            let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
-            controllers
-                .split(',')
-                .any(|c| c == controller)
-                .then_some(path)
-        })
-        .ok_or_else(|| format!("this process is in no {controller} cgroup"))?;
-    let dir = mount.join(path.trim_start_matches('/'));
+fn v1_dir(dir: Option<PathBuf>, controller: &str) -> Result<PathBuf, String> {
+    let dir = dir.ok_or_else(|| format!("no {controller} hierarchy, or no cgroup in it"))?;
     if !writable(&dir) {
         return Err(format!("{} is not writable by this host", dir.display()));
     }

@@ -14,28 +14,11 @@ use pvf_tests::binaries;
 
 /// The worker cgroup dirs a process is in (its `memory` and `pids` ones on v1).
 fn worker_cgroups(pid: u32) -> Vec<PathBuf> {
-    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    own.lines()
-        .filter(|line| line.contains("/pvf-"))
-        .filter_map(|line| {
-            let mut fields = line.splitn(3, ':');
-            let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
-            let mount = mounts.lines().find_map(|m| {
-                let (fields, after) = m.split_once(" - ")?;
-                let mut after = after.split(' ');
-                let (fs, _, options) = (after.next()?, after.next()?, after.next()?);
-                let ours = match controllers {
-                    "" => fs == "cgroup2",
-                    list => {
-                        fs == "cgroup"
-                            && options.split(',').any(|o| list.split(',').any(|c| c == o))
-                    }
-                };
-                ours.then(|| fields.split(' ').nth(4).map(PathBuf::from))?
-            })?;
-            Some(mount.join(path.trim_start_matches('/')))
-        })
+    let member = pvf_host::cgroup::membership(&pid.to_string()).unwrap();
+    [member.v2, member.memory, member.pids]
+        .into_iter()
+        .flatten()
+        .filter(|dir| dir.to_string_lossy().contains("/pvf-"))
         .collect()
 }
 

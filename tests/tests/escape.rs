@@ -356,20 +356,12 @@ fn cgroups_of(pid: u32) -> String {
 
 /// Whether the process is in a worker cgroup for memory and pids (v1), or in one (v2).
 fn in_worker_cgroup(pid: u32) -> bool {
-    let cgroups = cgroups_of(pid);
-    let in_worker = |line: &str| line.contains("/pvf-");
-    let v1 = ["memory", "pids"].iter().all(|c| {
-        cgroups.lines().any(|l| {
-            l.split(':')
-                .nth(1)
-                .is_some_and(|cs| cs.split(',').any(|x| x == *c))
-                && in_worker(l)
-        })
-    });
-    let v2 = cgroups
-        .lines()
-        .any(|l| l.starts_with("0::") && in_worker(l));
-    v1 || v2
+    let member = pvf_host::cgroup::membership(&pid.to_string()).unwrap();
+    let worker = |dir: &Option<PathBuf>| {
+        dir.as_ref()
+            .is_some_and(|d| d.to_string_lossy().contains("/pvf-"))
+    };
+    (worker(&member.memory) && worker(&member.pids)) || worker(&member.v2)
 }
 
 /// As root, re-runs every attempt test as a new unprivileged user (root's home is 0700
@@ -469,27 +461,16 @@ impl Delegated {
             .output()
             .unwrap();
         let uid: u32 = String::from_utf8_lossy(&uid.stdout).trim().parse().unwrap();
-        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let own = pvf_host::cgroup::membership("self").unwrap();
         let mut dirs = Vec::new();
-        for controller in ["memory", "pids"] {
-            let path = own.lines().find_map(|line| {
-                let mut fields = line.splitn(3, ':');
-                let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
-                controllers
-                    .split(',')
-                    .any(|c| c == controller)
-                    .then_some(path)
-            });
-            let Some(path) = path else {
+        for (controller, own) in [("memory", own.memory), ("pids", own.pids)] {
+            let Some(own) = own else {
                 eprintln!(
                     "no cgroup v1 {controller} hierarchy: the unprivileged run gets no cgroup"
                 );
                 continue;
             };
-            let dir = Path::new("/sys/fs/cgroup")
-                .join(controller)
-                .join(path.trim_start_matches('/'))
-                .join(format!("pvf-escape-unprivileged-{}", std::process::id()));
+            let dir = own.join(format!("pvf-escape-unprivileged-{}", std::process::id()));
             std::fs::create_dir(&dir).unwrap();
             for file in ["", "cgroup.procs", "tasks"] {
                 std::os::unix::fs::chown(dir.join(file), Some(uid), Some(uid)).unwrap();
