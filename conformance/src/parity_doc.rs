@@ -1,0 +1,38 @@
+//! The rows of `docs/parity.md`, so a case's expected difference can be checked against the
+//! document instead of trusted.
+
+use std::path::Path;
+
+/// The first cell of every table row in the document, normalised (see [`normalise`]).
+pub fn row_names(path: &Path) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix('|'))
+        .filter_map(|rest| rest.split('|').next())
+        .map(normalise)
+        .filter(|cell| !cell.is_empty() && !cell.chars().all(|c| c == '-' || c == ':'))
+        .collect())
+}
+
+/// Case-insensitive, without code quotes or surrounding space: how a case names a row.
+pub fn normalise(cell: &str) -> String {
+    cell.replace('`', "").trim().to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_cells_of_rows_are_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let doc = dir.path().join("parity.md");
+        std::fs::write(
+            &doc,
+            "# t\n\n| value | Polkadot |\n|---|---|\n| `ext_foo` stub | trap |\n| Trap | Invalid |\ntext | not a row\n",
+        )
+        .unwrap();
+        assert_eq!(row_names(&doc).unwrap(), ["value", "ext_foo stub", "trap"]);
+    }
+}
