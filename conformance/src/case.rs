@@ -132,7 +132,9 @@ enum Build {
 fn build(spec: CaseSpec, base: &Path, corpus: &Path) -> Result<Case, Build> {
     let bad = |e: String| Build::Bad(format!("case `{}`: {e}", spec.name));
     let mut code = match (&spec.code, &spec.code_gen) {
-        (None, None) if !spec.calls.is_empty() => crate::host_call::module(&spec.calls).map_err(bad)?,
+        (None, None) if !spec.calls.is_empty() => {
+            crate::host_call::module(&spec.calls).map_err(bad)?
+        }
         (Some(path), None) => {
             let path = match path.strip_prefix("corpus:") {
                 Some(file) => {
@@ -150,16 +152,23 @@ fn build(spec: CaseSpec, base: &Path, corpus: &Path) -> Result<Case, Build> {
             read_code(&path).map_err(bad)?
         }
         (None, Some(generator)) => generate_code(generator).map_err(bad)?,
-        _ => return Err(bad("give exactly one of `code`, `code_gen` and `calls`".into())),
+        _ => {
+            return Err(bad(
+                "give exactly one of `code`, `code_gen` and `calls`".into()
+            ));
+        }
     };
     if spec.compress_code {
         code = compress(&code);
     }
-    let parent_head = hex::decode(&spec.parent_head).map_err(|e| bad(format!("parent_head: {e}")))?;
+    let parent_head =
+        hex::decode(&spec.parent_head).map_err(|e| bad(format!("parent_head: {e}")))?;
     let mut block_data = match &spec.block_gen {
         Some(generator) => {
             if !spec.block_data.is_empty() {
-                return Err(bad("give at most one of `block_data` and `block_gen`".into()));
+                return Err(bad(
+                    "give at most one of `block_data` and `block_gen`".into()
+                ));
             }
             generate_block_data(generator).map_err(bad)?
         }
@@ -168,7 +177,12 @@ fn build(spec: CaseSpec, base: &Path, corpus: &Path) -> Result<Case, Build> {
     if spec.compress_block {
         block_data = compress(&block_data);
     }
-    Ok(Case { spec, code, parent_head, block_data })
+    Ok(Case {
+        spec,
+        code,
+        parent_head,
+        block_data,
+    })
 }
 
 /// `.wat` is compiled here, so both hosts get the same Wasm bytes; anything else is read as is.
@@ -285,20 +299,28 @@ fn huge_function(body_len: usize) -> Vec<u8> {
     section(5, &[0x01, 0x00, 0x02]); // memory, min 2
     section(6, &[0x01, 0x7f, 0x00, 0x41, 0x80, 0x08, 0x0b]); // global i32 const 1024
     let mut exports = vec![0x03];
-    for (name, kind, index) in
-        [("memory", 0x02u8, 0u8), ("__heap_base", 0x03, 0), ("validate_block", 0x00, 0)]
-    {
+    for (name, kind, index) in [
+        ("memory", 0x02u8, 0u8),
+        ("__heap_base", 0x03, 0),
+        ("validate_block", 0x00, 0),
+    ] {
         exports.push(name.len() as u8);
         exports.extend_from_slice(name.as_bytes());
         exports.extend_from_slice(&[kind, index]);
     }
     section(7, &exports);
     section(10, &code_section);
-    section(11, &[0x01, 0x00, 0x41, 0x10, 0x0b, 0x0c, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    section(
+        11,
+        &[
+            0x01, 0x00, 0x41, 0x10, 0x0b, 0x0c, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ],
+    );
     m
 }
 
-/// Generated block data.
+/// Generated block data: `pov-bomb`, `pov-at-limit`, `pov-bad-zstd`, `junk`, `large`, or
+/// `zeros:N`.
 pub fn generate_block_data(name: &str) -> Result<Vec<u8>, String> {
     match name {
         // Compressed below, decompresses past the 40 MiB PoV bomb limit.
@@ -316,13 +338,18 @@ pub fn generate_block_data(name: &str) -> Result<Vec<u8>, String> {
             let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
             Ok((0..4096)
                 .map(|_| {
-                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     (state >> 56) as u8
                 })
                 .collect())
         }
         // 4 MiB of block data (under the 5 MiB PoV size limit the node checks first).
         "large" => Ok(vec![0x5a; 4 * 1024 * 1024]),
-        _ => Err(format!("unknown block data generator `{name}`")),
+        other => match other.strip_prefix("zeros:").map(str::parse::<usize>) {
+            Some(Ok(n)) => Ok(vec![0; n]),
+            _ => Err(format!("unknown block data generator `{name}`")),
+        },
     }
 }

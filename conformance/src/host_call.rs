@@ -53,7 +53,9 @@ pub fn module(calls: &[Call]) -> Result<Vec<u8>, String> {
         let sig = format!(
             "(param {}) {}",
             params.join(" "),
-            result_ty.map(|t| format!("(result {t})")).unwrap_or_default()
+            result_ty
+                .map(|t| format!("(result {t})"))
+                .unwrap_or_default()
         );
         match imports.iter().find(|(name, _)| *name == call.function) {
             Some((_, existing)) if *existing != sig => {
@@ -62,7 +64,10 @@ pub fn module(calls: &[Call]) -> Result<Vec<u8>, String> {
             Some(_) => {}
             None => imports.push((call.function.clone(), sig)),
         }
-        let index = imports.iter().position(|(name, _)| *name == call.function).unwrap_or(0);
+        let index = imports
+            .iter()
+            .position(|(name, _)| *name == call.function)
+            .unwrap_or(0);
         let last = i + 1 == calls.len();
         let _ = write!(body, "\n    {pushes}(call $f{index})");
         match (result_ty, last) {
@@ -72,7 +77,9 @@ pub fn module(calls: &[Call]) -> Result<Vec<u8>, String> {
         }
     }
     if calls.last().is_none_or(|c| c.result == "none") {
-        body.push_str("\n    (global.set $head_ptr (i32.const 0)) (global.set $head_len (i32.const 0))");
+        body.push_str(
+            "\n    (global.set $head_ptr (i32.const 0)) (global.set $head_len (i32.const 0))",
+        );
     }
     let heap_base = (DATA_START + data.len() as u32 + 64 + 7) & !7;
     let pages = heap_base / 65536 + 2;
@@ -81,7 +88,10 @@ pub fn module(calls: &[Call]) -> Result<Vec<u8>, String> {
         let _ = writeln!(text, "  (import \"env\" \"{name}\" (func $f{i} {sig}))");
     }
     let _ = writeln!(text, "  (memory (export \"memory\") {pages})");
-    let _ = writeln!(text, "  (global (export \"__heap_base\") i32 (i32.const {heap_base}))");
+    let _ = writeln!(
+        text,
+        "  (global (export \"__heap_base\") i32 (i32.const {heap_base}))"
+    );
     let _ = writeln!(text, "  (global $head_ptr (mut i32) (i32.const 0))");
     let _ = writeln!(text, "  (global $head_len (mut i32) (i32.const 0))");
     if !data.is_empty() {
@@ -110,7 +120,10 @@ fn argument(arg: &str, data: &mut Vec<u8>) -> Result<(&'static str, String), Str
     Ok(match arg.split_once(':') {
         Some(("fat", hex)) => {
             let (ptr, len) = place(hex)?;
-            ("i64", format!("(i64.const {}) ", (u64::from(len) << 32) | u64::from(ptr)))
+            (
+                "i64",
+                format!("(i64.const {}) ", (u64::from(len) << 32) | u64::from(ptr)),
+            )
         }
         Some(("ptr", hex)) => ("i32", format!("(i32.const {}) ", place(hex)?.0)),
         Some(("i32", n)) => ("i32", format!("(i32.const {n}) ")),
@@ -136,7 +149,9 @@ fn head_from_result(result: &str) -> Result<String, String> {
                    (global.set $head_len (i32.load (i32.const 4)))"
             .into(),
         r => match r.strip_prefix("ptr:").map(str::parse::<u32>) {
-            Some(Ok(n)) => format!(" (global.set $head_ptr) (global.set $head_len (i32.const {n}))"),
+            Some(Ok(n)) => {
+                format!(" (global.set $head_ptr) (global.set $head_len (i32.const {n}))")
+            }
             _ => return Err(format!("unknown result `{r}`")),
         },
     })

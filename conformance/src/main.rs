@@ -53,9 +53,11 @@ fn parse_args() -> Result<Args, String> {
             "--parity" => args.parity = value("--parity")?.into(),
             "--markdown" => args.markdown = Some(value("--markdown")?.into()),
             "-h" | "--help" => {
-                return Err("usage: pvf-conformance [--pvf BIN] [--cases FILE] [--corpus DIR] \
+                return Err(
+                    "usage: pvf-conformance [--pvf BIN] [--cases FILE] [--corpus DIR] \
                             [--parity FILE] [--markdown FILE] [CASE...]"
-                    .into());
+                        .into(),
+                );
             }
             name if !name.starts_with('-') => args.only.push(name.to_string()),
             other => return Err(format!("unknown option {other}")),
@@ -105,7 +107,11 @@ async fn run(args: Args) -> Result<bool, String> {
 
     let pvf = ours::Pvf::new(args.pvf.clone())?;
     let security = pvf.security()?;
-    eprintln!("pvf: {} ({})\n{security}", args.pvf.display(), pvf.version());
+    eprintln!(
+        "pvf: {} ({})\n{security}",
+        args.pvf.display(),
+        pvf.version()
+    );
 
     let worker_dir = std::env::current_exe()
         .map_err(|e| e.to_string())?
@@ -126,12 +132,25 @@ async fn run(args: Args) -> Result<bool, String> {
 
     let mut rows = Vec::new();
     for (i, case) in cases.iter().enumerate() {
-        eprintln!("[{}/{}] {}: {}", i + 1, cases.len(), case.spec.name, case.spec.purpose);
+        eprintln!(
+            "[{}/{}] {}: {}",
+            i + 1,
+            cases.len(),
+            case.spec.name,
+            case.spec.purpose
+        );
         let ours_pre = pvf.precheck(case);
         let theirs_pre = polkadot.precheck(case).await;
         let ours = pvf.validate(case);
         let theirs = polkadot.validate(case).await;
-        rows.push(compare(case, ours_pre, theirs_pre, ours, theirs, &documented));
+        rows.push(compare(
+            case,
+            ours_pre,
+            theirs_pre,
+            ours,
+            theirs,
+            &documented,
+        ));
     }
 
     let report = report(&args, &rows, &skipped, &security, &status, &pvf.version());
@@ -154,18 +173,27 @@ fn compare(
     let exec_agree = ours.same_vote(&theirs);
     let mut notes = Vec::new();
     if pre_agree && ours_pre.class != theirs_pre.class {
-        notes.push(format!("pre-check class {} vs {}", ours_pre.class, theirs_pre.class));
+        notes.push(format!(
+            "pre-check class {} vs {}",
+            ours_pre.class, theirs_pre.class
+        ));
     }
     if exec_agree && ours.class != theirs.class {
         notes.push(format!("class {} vs {}", ours.class, theirs.class));
     }
-    if ours.vote == Vote::Valid && theirs.vote == Vote::Valid && ours.commitments != theirs.commitments {
-        notes.push(format!("results differ: {:?} vs {:?}", ours.commitments, theirs.commitments));
+    if ours.vote == Vote::Valid
+        && theirs.vote == Vote::Valid
+        && ours.commitments != theirs.commitments
+    {
+        notes.push(format!(
+            "results differ: {:?} vs {:?}",
+            ours.commitments, theirs.commitments
+        ));
     }
     // A difference is acceptable only where we abstain: never a vote the other host
     // would not cast.
-    let non_voting = (pre_agree || ours_pre.vote == Vote::Abstain)
-        && (exec_agree || ours.vote == Vote::Abstain);
+    let non_voting =
+        (pre_agree || ours_pre.vote == Vote::Abstain) && (exec_agree || ours.vote == Vote::Abstain);
     let tag = case.spec.difference.as_deref();
     let tag_documented = tag.is_some_and(|t| documented.contains(&parity_doc::normalise(t)));
     if let Some(t) = tag
@@ -223,12 +251,19 @@ fn report(
                 .map(|m| m.trim().to_string())
         })
         .unwrap_or_default();
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let kernel = command_line("uname", &["-r"]);
     let commit = args
         .pvf
         .parent()
-        .map(|dir| command_line("git", &["-C", &dir.to_string_lossy(), "rev-parse", "--short", "HEAD"]))
+        .map(|dir| {
+            command_line(
+                "git",
+                &["-C", &dir.to_string_lossy(), "rev-parse", "--short", "HEAD"],
+            )
+        })
         .unwrap_or_default();
     let _ = writeln!(out, "Run: {now}");
     let _ = writeln!(
@@ -238,15 +273,29 @@ fn report(
         args.pvf.display()
     );
     let _ = writeln!(out, "Machine: {cpu}, {cores} cores, Linux {kernel}");
-    let layers: Vec<&str> = pvf_security
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::trim)
-        .collect();
-    let _ = writeln!(out, "pvf sandbox: {}", layers.join("; "));
+    // `pvf security` prints one line per layer per worker, then a verdict line.
+    let mut layers: Vec<String> = Vec::new();
+    for line in pvf_security.lines().filter(|l| l.starts_with("  ")) {
+        let mut words = line.split_whitespace();
+        if let (Some(layer), Some(state)) = (words.next(), words.next()) {
+            let entry = format!("{layer} {state}");
+            if !layers.contains(&entry) {
+                layers.push(entry);
+            }
+        }
+    }
+    let verdict = pvf_security.lines().last().unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "pvf sandbox (prepare and execute workers): {}; {verdict}",
+        layers.join(", ")
+    );
     let _ = writeln!(out, "Polkadot sandbox: {status:?}");
     let _ = writeln!(out);
-    let _ = writeln!(out, "| case | kind | pre-check: pvf | pre-check: Polkadot | pvf | Polkadot | status |");
+    let _ = writeln!(
+        out,
+        "| case | kind | pre-check: pvf | pre-check: Polkadot | pvf | Polkadot | status |"
+    );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|");
     for r in rows {
         let _ = writeln!(
@@ -262,8 +311,14 @@ fn report(
         );
     }
     let agree = rows.iter().filter(|r| r.status == "agree").count();
-    let documented = rows.iter().filter(|r| r.status.starts_with("documented")).count();
-    let differ = rows.iter().filter(|r| r.status.starts_with("DIFFERS")).count();
+    let documented = rows
+        .iter()
+        .filter(|r| r.status.starts_with("documented"))
+        .count();
+    let differ = rows
+        .iter()
+        .filter(|r| r.status.starts_with("DIFFERS"))
+        .count();
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -276,8 +331,21 @@ fn report(
     let _ = writeln!(out);
     let _ = writeln!(out, "Details (raw answers; notes):");
     let _ = writeln!(out);
-    for r in rows.iter().filter(|r| r.status != "agree" || !r.note.is_empty()) {
-        let _ = writeln!(out, "- {} [{}]{}", r.name, r.status, if r.note.is_empty() { String::new() } else { format!(" {}", r.note) });
+    for r in rows
+        .iter()
+        .filter(|r| r.status != "agree" || !r.note.is_empty())
+    {
+        let _ = writeln!(
+            out,
+            "- {} [{}]{}",
+            r.name,
+            r.status,
+            if r.note.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", r.note)
+            }
+        );
         let _ = writeln!(out, "  - pre-check pvf: {}", short(&r.ours_pre.raw));
         let _ = writeln!(out, "  - pre-check Polkadot: {}", short(&r.theirs_pre.raw));
         let _ = writeln!(out, "  - pvf: {}", short(&r.ours.raw));
@@ -302,4 +370,91 @@ fn command_line(program: &str, args: &[&str]) -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vote::Commitments;
+
+    fn answer(class: &str, vote: Vote) -> Outcome {
+        Outcome {
+            class: class.into(),
+            kind: String::new(),
+            stage: None,
+            raw: String::new(),
+            vote,
+            commitments: (vote == Vote::Valid).then(|| Commitments {
+                head_data: "0x".into(),
+                new_validation_code_len: None,
+                upward_messages: 0,
+                horizontal_messages: 0,
+                processed_downward_messages: 0,
+                hrmp_watermark: 0,
+            }),
+            attempts: 1,
+        }
+    }
+
+    fn case(difference: Option<&str>) -> Case {
+        let text = format!(
+            "[[case]]\nname = \"c\"\npurpose = \"p\"\ncode_gen = \"empty\"\n{}",
+            difference
+                .map(|d| format!("difference = \"{d}\"\n"))
+                .unwrap_or_default()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("cases.toml");
+        std::fs::write(&manifest, text).unwrap();
+        case::load(&manifest, dir.path()).unwrap().0.remove(0)
+    }
+
+    fn status(difference: Option<&str>, ours: Outcome, theirs: Outcome) -> String {
+        let documented = vec!["unsupported host function".to_string()];
+        let valid = || answer("Valid", Vote::Valid);
+        compare(
+            &case(difference),
+            valid(),
+            valid(),
+            ours,
+            theirs,
+            &documented,
+        )
+        .status
+    }
+
+    #[test]
+    fn a_documented_difference_must_be_pvf_abstaining() {
+        let tag = Some("unsupported host function");
+        let internal = || answer("Internal", Vote::Abstain);
+        let invalid = || answer("Invalid", Vote::Invalid);
+        let valid = || answer("Valid", Vote::Valid);
+        assert_eq!(
+            status(tag, internal(), invalid()),
+            "documented difference (unsupported host function)"
+        );
+        // The negative controls: the same difference without a tag, with a tag that is no
+        // row, or where pvf votes, is a difference.
+        assert!(status(None, internal(), invalid()).starts_with("DIFFERS"));
+        assert!(status(Some("no such row"), internal(), invalid()).starts_with("DIFFERS"));
+        assert!(status(tag, valid(), invalid()).starts_with("DIFFERS"));
+        assert_eq!(
+            status(None, invalid(), answer("PossiblyInvalid", Vote::Invalid)),
+            "agree"
+        );
+    }
+
+    #[test]
+    fn valid_answers_must_commit_to_the_same_result() {
+        let mut other = answer("Valid", Vote::Valid);
+        other.commitments.as_mut().unwrap().head_data = "0x01".into();
+        assert!(status(None, answer("Valid", Vote::Valid), other).starts_with("DIFFERS"));
+    }
+
+    #[test]
+    fn every_case_in_the_manifest_builds() {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases.toml");
+        let (cases, _skipped) = case::load(&manifest, Path::new("/nonexistent")).unwrap();
+        assert!(cases.len() >= 50, "{} cases", cases.len());
+    }
 }

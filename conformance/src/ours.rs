@@ -20,7 +20,11 @@ pub struct Pvf {
 impl Pvf {
     pub fn new(bin: PathBuf) -> Result<Self, String> {
         let temp = || tempfile::tempdir().map_err(|e| format!("temp dir: {e}"));
-        Ok(Self { bin, cache: temp()?, scratch: temp()? })
+        Ok(Self {
+            bin,
+            cache: temp()?,
+            scratch: temp()?,
+        })
     }
 
     /// `pvf security`: what the sandbox can do here, and whether secure mode can start.
@@ -35,7 +39,11 @@ impl Pvf {
         if out.status.success() {
             Ok(text)
         } else {
-            Err(format!("`pvf security` failed ({}):\n{text}{}", out.status, String::from_utf8_lossy(&out.stderr)))
+            Err(format!(
+                "`pvf security` failed ({}):\n{text}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ))
         }
     }
 
@@ -87,7 +95,10 @@ impl Pvf {
         Outcome {
             kind: kind_of(&json, &reason),
             class,
-            stage: json["stage"].as_str().map(str::to_string).or(Some("prepare".into())),
+            stage: json["stage"]
+                .as_str()
+                .map(str::to_string)
+                .or(Some("prepare".into())),
             raw,
             vote,
             commitments: None,
@@ -102,7 +113,10 @@ impl Pvf {
             Ok(path) => path,
             Err(e) => return harness_error(e),
         };
-        let params = self.scratch.path().join(format!("{}.params", case.spec.name));
+        let params = self
+            .scratch
+            .path()
+            .join(format!("{}.params", case.spec.name));
         if let Err(e) = std::fs::write(&params, case.encoded_params()) {
             return harness_error(format!("{}: {e}", params.display()));
         }
@@ -157,7 +171,9 @@ impl Pvf {
         let result = &json["result"];
         let commitments = (class == "Valid").then(|| Commitments {
             head_data: result["head_data"].as_str().unwrap_or_default().to_string(),
-            new_validation_code_len: result["new_validation_code_len"].as_u64().map(|n| n as usize),
+            new_validation_code_len: result["new_validation_code_len"]
+                .as_u64()
+                .map(|n| n as usize),
             upward_messages: result["upward_messages"].as_u64().unwrap_or(0) as usize,
             horizontal_messages: result["horizontal_messages"].as_u64().unwrap_or(0) as usize,
             processed_downward_messages: result["processed_downward_messages"].as_u64().unwrap_or(0)
@@ -177,7 +193,9 @@ impl Pvf {
 
     fn command(&self) -> Command {
         let mut cmd = Command::new(&self.bin);
-        cmd.arg("--cache-dir").arg(self.cache.path()).env("RUST_LOG", "off");
+        cmd.arg("--cache-dir")
+            .arg(self.cache.path())
+            .env("RUST_LOG", "off");
         cmd
     }
 }
@@ -186,22 +204,30 @@ impl Pvf {
 fn run_json(mut cmd: Command) -> Result<(Value, String), String> {
     let out = cmd.output().map_err(|e| format!("cannot run pvf: {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().rev().find(|l| l.starts_with('{')).ok_or_else(|| {
-        format!(
-            "pvf exited with {} and printed no JSON: {}{}",
-            out.status,
-            stdout.trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )
-    })?;
-    let json = serde_json::from_str(line).map_err(|e| format!("pvf printed bad JSON ({e}): {line}"))?;
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .ok_or_else(|| {
+            format!(
+                "pvf exited with {} and printed no JSON: {}{}",
+                out.status,
+                stdout.trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+        })?;
+    let json =
+        serde_json::from_str(line).map_err(|e| format!("pvf printed bad JSON ({e}): {line}"))?;
     Ok((json, line.to_string()))
 }
 
 /// `Invalid(trap: …)` → (`Invalid`, `trap: …`).
 fn split_verdict(verdict: &str) -> (String, String) {
     match verdict.split_once('(') {
-        Some((class, rest)) => (class.to_string(), rest.strip_suffix(')').unwrap_or(rest).to_string()),
+        Some((class, rest)) => (
+            class.to_string(),
+            rest.strip_suffix(')').unwrap_or(rest).to_string(),
+        ),
         None => (verdict.to_string(), String::new()),
     }
 }

@@ -5,7 +5,8 @@ use std::path::Path;
 
 /// The first cell of every table row in the document, normalised (see [`normalise`]).
 pub fn row_names(path: &Path) -> Result<Vec<String>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     Ok(text
         .lines()
         .filter_map(|line| line.trim().strip_prefix('|'))

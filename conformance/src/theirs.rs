@@ -55,7 +55,10 @@ impl Polkadot {
             .await
             .map_err(|e| format!("Polkadot's host refused to start: {e}"))?;
         tokio::spawn(run);
-        Ok(Self { host, _cache: cache })
+        Ok(Self {
+            host,
+            _cache: cache,
+        })
     }
 
     pub fn security_status(&self) -> &SecurityStatus {
@@ -65,7 +68,11 @@ impl Polkadot {
     /// Pre-checks the code as a validator votes on a code upgrade: accept on success, reject
     /// on a deterministic failure, no vote otherwise.
     pub async fn precheck(&mut self, case: &Case) -> Outcome {
-        let pvf = prep_data(case, PrepareJobKind::Prechecking, DEFAULT_PRECHECK_PREPARATION_TIMEOUT);
+        let pvf = prep_data(
+            case,
+            PrepareJobKind::Prechecking,
+            DEFAULT_PRECHECK_PREPARATION_TIMEOUT,
+        );
         let result = self.precheck_pvf(pvf).await;
         let (class, kind, vote) = match &result {
             Ok(()) => ("Valid", String::new(), Vote::Valid),
@@ -88,7 +95,10 @@ impl Polkadot {
 
     async fn precheck_pvf(&mut self, pvf: PvfPrepData) -> Result<(), PrepareError> {
         let (tx, rx) = oneshot::channel();
-        self.host.precheck_pvf(pvf, tx).await.map_err(PrepareError::IoErr)?;
+        self.host
+            .precheck_pvf(pvf, tx)
+            .await
+            .map_err(PrepareError::IoErr)?;
         rx.await.map_err(|e| PrepareError::IoErr(e.to_string()))?
     }
 
@@ -104,7 +114,11 @@ impl Polkadot {
             Kind::Backing => DEFAULT_BACKING_EXECUTION_TIMEOUT,
             Kind::Approval | Kind::Dispute => DEFAULT_APPROVAL_EXECUTION_TIMEOUT,
         };
-        let pvf = prep_data(case, PrepareJobKind::Compilation, DEFAULT_LENIENT_PREPARATION_TIMEOUT);
+        let pvf = prep_data(
+            case,
+            PrepareJobKind::Compilation,
+            DEFAULT_LENIENT_PREPARATION_TIMEOUT,
+        );
         let context = validation_context(case, exec_timeout);
 
         let started = Instant::now();
@@ -113,7 +127,9 @@ impl Polkadot {
         if case.spec.kind != Kind::Backing {
             let mut budget = RetryBudget::default();
             while let Err(error) = &result {
-                let Some(retryable) = retryable(error) else { break };
+                let Some(retryable) = retryable(error) else {
+                    break;
+                };
                 if started.elapsed() + RETRY_DELAY > exec_timeout || !budget.take(retryable) {
                     break;
                 }
@@ -143,14 +159,22 @@ impl Polkadot {
     ) -> Result<ValidationResult, ValidationError> {
         let (tx, rx) = oneshot::channel();
         let priority = Priority::from(exec_kind);
-        if let Err(e) = self.host.execute_pvf(pvf, context, priority, exec_kind, tx).await {
-            return Err(polkadot_node_core_pvf::InternalValidationError::HostCommunication(e).into());
+        if let Err(e) = self
+            .host
+            .execute_pvf(pvf, context, priority, exec_kind, tx)
+            .await
+        {
+            return Err(
+                polkadot_node_core_pvf::InternalValidationError::HostCommunication(e).into(),
+            );
         }
         rx.await.unwrap_or_else(|_| {
-            Err(polkadot_node_core_pvf::InternalValidationError::HostCommunication(
-                "validation was cancelled".into(),
+            Err(
+                polkadot_node_core_pvf::InternalValidationError::HostCommunication(
+                    "validation was cancelled".into(),
+                )
+                .into(),
             )
-            .into())
         })
     }
 }
@@ -180,14 +204,19 @@ fn validation_context(case: &Case, exec_timeout: Duration) -> ValidationContext 
         ValidationCodeHash::from(Hash::zero()),
     );
     ValidationContext {
-        candidate_receipt: CandidateReceiptV2 { descriptor, commitments_hash: Hash::zero() },
+        candidate_receipt: CandidateReceiptV2 {
+            descriptor,
+            commitments_hash: Hash::zero(),
+        },
         pvd: Arc::new(PersistedValidationData {
             parent_head: HeadData(case.parent_head.clone()),
             relay_parent_number: case.spec.relay_parent_number,
             relay_parent_storage_root: Hash::zero(),
             max_pov_size: MAX_POV_SIZE,
         }),
-        pov: Arc::new(PoV { block_data: BlockData(case.block_data.clone()) }),
+        pov: Arc::new(PoV {
+            block_data: BlockData(case.block_data.clone()),
+        }),
         executor_params: ExecutorParams::default(),
         exec_timeout,
         v3_seen: false,
@@ -222,11 +251,17 @@ fn outcome(result: Result<ValidationResult, ValidationError>, attempts: u32) -> 
     let (class, kind, vote) = match &result {
         Ok(_) => ("Valid", String::new(), Vote::Valid),
         Err(ValidationError::Invalid(e)) => ("Invalid", invalid_kind(e).to_string(), Vote::Invalid),
-        Err(ValidationError::PossiblyInvalid(e)) => {
-            ("PossiblyInvalid", possibly_invalid_kind(e).to_string(), Vote::Invalid)
+        Err(ValidationError::PossiblyInvalid(e)) => (
+            "PossiblyInvalid",
+            possibly_invalid_kind(e).to_string(),
+            Vote::Invalid,
+        ),
+        Err(ValidationError::Internal(e)) => {
+            ("Internal", variant_name(&format!("{e:?}")), Vote::Abstain)
         }
-        Err(ValidationError::Internal(e)) => ("Internal", variant_name(&format!("{e:?}")), Vote::Abstain),
-        Err(ValidationError::Preparation(e)) => ("Preparation", prepare_error_kind(e), Vote::Abstain),
+        Err(ValidationError::Preparation(e)) => {
+            ("Preparation", prepare_error_kind(e), Vote::Abstain)
+        }
         Err(ValidationError::ExecutionDeadline) => {
             ("ExecutionDeadline", String::new(), Vote::Abstain)
         }
@@ -281,5 +316,9 @@ fn prepare_error_kind(e: &PrepareError) -> String {
 
 /// The variant name at the start of a `Debug` rendering (`Prevalidation("…")` → `Prevalidation`).
 fn variant_name(debug: &str) -> String {
-    debug.split(|c: char| !c.is_alphanumeric()).next().unwrap_or_default().to_string()
+    debug
+        .split(|c: char| !c.is_alphanumeric())
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
