@@ -101,7 +101,7 @@ pub fn module(calls: &[Call]) -> Result<Vec<u8>, String> {
     text.push_str(RESULT_WRITER);
     let _ = write!(
         text,
-        "  (func (export \"validate_block\") (param i32 i32) (result i64){body}\n    (call $result))\n)"
+        "  (func (export \"validate_block\") (param i32 i32) (result i64)\n    (local $r32 i32) (local $r64 i64){body}\n    (call $result))\n)"
     );
     wat::parse_str(&text).map_err(|e| format!("generated guest: {e}\n{text}"))
 }
@@ -135,18 +135,19 @@ fn argument(arg: &str, data: &mut Vec<u8>) -> Result<(&'static str, String), Str
     })
 }
 
-/// Instructions that take the last call's result off the stack and record the head.
+/// Instructions that take the last call's result off the stack and record the head: a
+/// value is stored little-endian in the scratch words at 0.
 fn head_from_result(result: &str) -> Result<String, String> {
     Ok(match result {
-        // The value itself, little-endian, stored in the scratch words at 0.
-        "i32" => " (global.set $head_len (i32.const 4)) (i32.store (i32.const 0)) \
-                   (global.set $head_ptr (i32.const 0))"
+        "i32" => " (local.set $r32) (i32.store (i32.const 0) (local.get $r32)) \
+                   (global.set $head_ptr (i32.const 0)) (global.set $head_len (i32.const 4))"
             .into(),
-        "i64" => " (global.set $head_len (i32.const 8)) (i64.store (i32.const 0)) \
-                   (global.set $head_ptr (i32.const 0))"
+        "i64" => " (local.set $r64) (i64.store (i32.const 0) (local.get $r64)) \
+                   (global.set $head_ptr (i32.const 0)) (global.set $head_len (i32.const 8))"
             .into(),
-        "fat" => " (i64.store (i32.const 0)) (global.set $head_ptr (i32.load (i32.const 0))) \
-                   (global.set $head_len (i32.load (i32.const 4)))"
+        "fat" => " (local.set $r64) \
+                   (global.set $head_ptr (i32.wrap_i64 (local.get $r64))) \
+                   (global.set $head_len (i32.wrap_i64 (i64.shr_u (local.get $r64) (i64.const 32))))"
             .into(),
         r => match r.strip_prefix("ptr:").map(str::parse::<u32>) {
             Some(Ok(n)) => {

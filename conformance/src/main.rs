@@ -195,7 +195,7 @@ fn compare(
     let non_voting =
         (pre_agree || ours_pre.vote == Vote::Abstain) && (exec_agree || ours.vote == Vote::Abstain);
     let tag = case.spec.difference.as_deref();
-    let tag_documented = tag.is_some_and(|t| documented.contains(&parity_doc::normalise(t)));
+    let tag_documented = tag.is_some_and(|t| parity_doc::names_a_row(documented, t));
     if let Some(t) = tag
         && !tag_documented
     {

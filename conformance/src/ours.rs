@@ -239,7 +239,7 @@ fn kind_of(json: &Value, reason: &str) -> String {
         return kind.to_string();
     }
     let head = reason.split(':').next().unwrap_or_default().trim();
-    head.chars().take(28).collect()
+    head.chars().take(48).collect()
 }
 
 fn harness_error(e: String) -> Outcome {

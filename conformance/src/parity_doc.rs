@@ -21,6 +21,20 @@ pub fn normalise(cell: &str) -> String {
     cell.replace('`', "").trim().to_lowercase()
 }
 
+/// Whether `tag` names a row: the row's whole first cell, or its first words (a long cell
+/// such as "host function argument errors (pointer out of bounds, …)" is named by
+/// "host function argument errors").
+pub fn names_a_row(rows: &[String], tag: &str) -> bool {
+    let tag = normalise(tag);
+    !tag.is_empty()
+        && rows.iter().any(|row| {
+            row == &tag
+                || row
+                    .strip_prefix(&tag)
+                    .is_some_and(|rest| rest.starts_with([' ', '(']))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -34,6 +48,11 @@ mod tests {
             "# t\n\n| value | Polkadot |\n|---|---|\n| `ext_foo` stub | trap |\n| Trap | Invalid |\ntext | not a row\n",
         )
         .unwrap();
-        assert_eq!(row_names(&doc).unwrap(), ["value", "ext_foo stub", "trap"]);
+        let rows = row_names(&doc).unwrap();
+        assert_eq!(rows, ["value", "ext_foo stub", "trap"]);
+        assert!(names_a_row(&rows, "`ext_foo` stub"));
+        assert!(names_a_row(&rows, "ext_foo"));
+        assert!(!names_a_row(&rows, "ext_fo"));
+        assert!(!names_a_row(&rows, "tra"));
     }
 }
