@@ -21,7 +21,9 @@ if ! command -v protoc >/dev/null; then
 fi
 
 if [ -z "${PVF_BIN:-}" ]; then
-    (cd "$repo" && cargo build --release -p pvf-host -p pvf-prepare-worker -p pvf-execute-worker)
+    # The whole workspace, as CI builds it: selecting packages would change feature unification
+    # and rebuild dependencies.
+    (cd "$repo" && cargo build --release --workspace)
     export PVF_BIN="$repo/target/release/pvf"
 fi
 

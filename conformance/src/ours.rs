@@ -238,7 +238,7 @@ fn kind_of(json: &Value, reason: &str) -> String {
     if let Some(kind) = json["kind"].as_str() {
         return kind.to_string();
     }
-    let head = reason.split(':').next().unwrap_or_default().trim();
+    let head = reason.split([':', '`']).next().unwrap_or_default().trim();
     head.chars().take(48).collect()
 }
 
