@@ -3,12 +3,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
 use serde_json::Value;
 
 use crate::case::{Case, Kind};
-use crate::vote::{Commitments, Outcome, RETRY_DELAY, RetryBudget, Retryable, Vote};
+use crate::vote::{Commitments, Outcome, Vote};
 
 pub struct Pvf {
     bin: PathBuf,
@@ -106,8 +105,9 @@ impl Pvf {
         }
     }
 
-    /// `pvf validate CODE --params FILE --kind K --json`, under the same retry rules as
-    /// Polkadot's candidate validation (see [`RetryBudget`]).
+    /// `pvf validate CODE --params FILE --kind K --json`. The host applies candidate
+    /// validation's retries itself (approvals and disputes, `Config::execute_retry_delay`),
+    /// so the harness asks once.
     pub fn validate(&self, case: &Case) -> Outcome {
         let code = match self.write_code(case) {
             Ok(path) => path,
@@ -120,30 +120,7 @@ impl Pvf {
         if let Err(e) = std::fs::write(&params, case.encoded_params()) {
             return harness_error(format!("{}: {e}", params.display()));
         }
-        let limit = match case.spec.kind {
-            Kind::Backing => std::time::Duration::from_secs(2),
-            Kind::Approval | Kind::Dispute => std::time::Duration::from_secs(12),
-        };
-        let started = Instant::now();
-        let mut budget = RetryBudget::default();
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let mut outcome = self.validate_once(&code, &params, case.spec.kind);
-            outcome.attempts = attempts;
-            let retry = match outcome.class.as_str() {
-                "PossiblyInvalid" => Some(Retryable::Death),
-                "Internal" => Some(Retryable::Internal),
-                _ => None,
-            };
-            let may_retry = case.spec.kind != Kind::Backing
-                && started.elapsed() + RETRY_DELAY <= limit
-                && retry.is_some_and(|r| budget.take(r));
-            if !may_retry {
-                return outcome;
-            }
-            std::thread::sleep(RETRY_DELAY);
-        }
+        self.validate_once(&code, &params, case.spec.kind)
     }
 
     fn validate_once(&self, code: &Path, params: &Path, kind: Kind) -> Outcome {
@@ -163,7 +140,7 @@ impl Pvf {
         let reason = json["reason"].as_str().unwrap_or_default().to_string();
         let vote = match class.as_str() {
             "Valid" => Vote::Valid,
-            // After the retries, a possibly invalid candidate is voted against, as in
+            // After the host's retries, a possibly invalid candidate is voted against, as in
             // Polkadot's candidate validation.
             "Invalid" | "PossiblyInvalid" => Vote::Invalid,
             _ => Vote::Abstain,

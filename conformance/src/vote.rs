@@ -76,9 +76,8 @@ impl Outcome {
 }
 
 /// The retry budget of Polkadot's candidate validation for approval and dispute checks: each
-/// kind of possibly-transient failure is retried once, as long as the time left allows. The
-/// harness applies the same budget to both hosts, so they are compared as the same node would
-/// use them. Backing never retries.
+/// kind of possibly-transient failure is retried once, as long as the time left allows.
+/// Backing never retries. (pvf's host applies the same rules itself.)
 #[derive(Default)]
 pub struct RetryBudget {
     deaths: bool,
