@@ -247,6 +247,7 @@ fn queue_configs(
         max_workers: config.execute_workers_max.max(1),
         grace: config.worker_grace,
         backing_deadline: config.backing_deadline,
+        module_cache_bytes: config.execute_worker_module_cache,
     };
     (prepare, execute)
 }
