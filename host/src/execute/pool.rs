@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
+use prometheus::{IntCounter, IntGauge};
 use pvf_common::message::{ExecuteAnswer, ExecuteRequest, ExecuteResponse, LoadedModules};
 use pvf_common::params::ArtifactId;
 use pvf_common::worker::job_process::JobLimits;
@@ -30,7 +31,9 @@ pub struct ExecWorker {
 /// One worker's share of the loaded-artifact metrics: updated from each answer, taken back
 /// out when the worker goes.
 pub struct LoadedGauge {
-    metrics: Metrics,
+    bytes: IntGauge,
+    artifacts: IntGauge,
+    evictions: IntCounter,
     current: LoadedModules,
 }
 
@@ -38,18 +41,18 @@ impl LoadedGauge {
     /// Nothing loaded yet.
     pub fn new(metrics: &Metrics) -> Self {
         Self {
-            metrics: metrics.clone(),
+            bytes: metrics.execute_loaded_bytes.clone(),
+            artifacts: metrics.execute_loaded_artifacts.clone(),
+            evictions: metrics.execute_evictions.clone(),
             current: LoadedModules::default(),
         }
     }
 
     fn update(&mut self, now: LoadedModules) {
-        let m = &self.metrics;
-        m.execute_loaded_bytes
-            .add(now.bytes as i64 - self.current.bytes as i64);
-        m.execute_loaded_artifacts
+        self.bytes.add(now.bytes as i64 - self.current.bytes as i64);
+        self.artifacts
             .add(i64::from(now.count) - i64::from(self.current.count));
-        m.execute_evictions.inc_by(now.evicted.into());
+        self.evictions.inc_by(now.evicted.into());
         self.current = now;
     }
 }

@@ -61,6 +61,10 @@ pub struct QueueConfig {
     pub module_cache_bytes: u64,
 }
 
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one event per job or spawn: moving a few hundred bytes costs nothing next to either"
+)]
 enum PoolEvent {
     Spawned {
         key: [u8; 32],
