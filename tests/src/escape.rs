@@ -728,16 +728,28 @@ fn big_file(r: &AttemptRequest, ctx: &WorkerContext) -> Result<String, String> {
 
 /// Maps and touches twice the data limit, in 8 MiB steps.
 fn allocate(r: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    map_twice_the_data_limit(r, libc::MAP_PRIVATE)
+}
+
+/// Maps and touches twice the data limit as shared anonymous memory: memory RLIMIT_DATA
+/// does not count.
+fn map_shared_memory(r: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    map_twice_the_data_limit(r, libc::MAP_SHARED)
+}
+
+/// Maps (`sharing`: private or shared) and touches anonymous memory, 8 MiB at a time, up to
+/// twice the data limit.
+fn map_twice_the_data_limit(r: &AttemptRequest, sharing: libc::c_int) -> Result<String, String> {
     const STEP: usize = 8 << 20;
     let mut total = 0u64;
     while total < 2 * r.rlimits.data {
-        // SAFETY: a fresh anonymous private mapping, written only through its own pointer.
+        // SAFETY: a fresh anonymous mapping, written only through its own pointer.
         let ptr = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 STEP,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                sharing | libc::MAP_ANONYMOUS,
                 -1,
                 0,
             )
@@ -790,36 +802,6 @@ fn write_inherited_fds(_: &AttemptRequest, _: &WorkerContext) -> Result<String, 
     }
     let answers = answers.join("; ");
     if reached { Ok(answers) } else { Err(answers) }
-}
-
-/// Maps and touches twice the data limit as shared anonymous memory, in 8 MiB steps: memory
-/// RLIMIT_DATA does not count.
-fn map_shared_memory(r: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
-    const STEP: usize = 8 << 20;
-    let mut total = 0u64;
-    while total < 2 * r.rlimits.data {
-        // SAFETY: a fresh shared anonymous mapping, written only through its own pointer.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                STEP,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(format!(
-                "mmap(MAP_SHARED) after {total} bytes: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-        // SAFETY: ptr points at STEP writable bytes.
-        unsafe { std::ptr::write_bytes(ptr.cast::<u8>(), 1, STEP) };
-        total += STEP as u64;
-    }
-    Ok(format!("mapped {total} shared bytes"))
 }
 
 /// Takes twice the data limit as memfds no larger than the file-size limit, each mapped,
