@@ -24,15 +24,16 @@
 //!   wall-clock backstop plus [`ANSWER_MARGIN`] (and its load by [`LOAD_DEADLINE`]), and
 //!   kills a holder that is late, dead or garbled (a frame out of turn, of another
 //!   request, or a report only the worker may make);
-//! - it can use the machine's CPU while idle, and memory up to its rlimits (plus sealed
-//!   memory images it creates before its filter is complete), as any process could; cgroups
-//!   bound that where the machine offers them.
+//! - it can use the machine's CPU while idle, and memory up to its rlimits plus memfds
+//!   (its filter allows them for the memory image; never shared-mapped, so each lives only
+//!   while its descriptor is open: at most 64 of at most 1 GiB), as any process could;
+//!   cgroups bound that where the machine offers them.
 //!
 //! The CPU-time limit is enforced by the holder, which reads its job's CPU clock: the job is
 //! its child. The worker could read it too (the job is in the worker's PID namespace tree),
 //! but only by learning the job's pid through the holder, which makes it no more trustworthy
-//! than the holder's own answer, and a compromised job cannot reach its holder (another PID
-//! namespace, no `kill` or `ptrace`). The worker's own bound is the wall clock.
+//! than the holder's own answer, and a compromised job cannot stop its holder's supervision
+//! (its filter allows no `kill` or `ptrace`). The worker's own bound is the wall clock.
 
 use std::fs::File;
 use std::os::fd::RawFd;

@@ -12,6 +12,10 @@ use std::collections::HashMap;
 use pvf_common::message::LoadedModules;
 use pvf_common::params::ArtifactId;
 
+/// Artifacts loaded at most, whatever their size: far more than the codes a validator
+/// validates, far fewer than the processes and descriptors a worker may have.
+pub const MAX_LOADED: usize = 128;
+
 /// Loaded artifacts; `H` is what holds each (a holder process in the worker).
 pub struct Modules<H> {
     loaded: HashMap<ArtifactId, Entry<H>>,
@@ -48,10 +52,10 @@ impl<H> Modules<H> {
         Some(&mut entry.holder)
     }
 
-    /// Unloads least recently used artifacts until `incoming` more bytes fit in `budget`,
-    /// or nothing is left to unload.
+    /// Unloads least recently used artifacts until one more, `incoming` bytes large, fits in
+    /// `budget` and [`MAX_LOADED`], or nothing is left to unload.
     pub fn make_room(&mut self, incoming: u64, budget: u64) {
-        while self.bytes.saturating_add(incoming) > budget {
+        while self.bytes.saturating_add(incoming) > budget || self.loaded.len() >= MAX_LOADED {
             let Some(oldest) = self
                 .loaded
                 .iter()
@@ -131,6 +135,18 @@ mod tests {
         assert_eq!(modules.report().evicted, 1);
         // Reported once.
         assert_eq!(modules.report().evicted, 0);
+    }
+
+    #[test]
+    fn the_count_is_bounded_too() {
+        let mut modules = Modules::default();
+        for n in 0..=MAX_LOADED {
+            modules.make_room(1, u64::MAX);
+            modules.insert(id(n as u8), n, 1);
+        }
+        let report = modules.report();
+        assert_eq!((report.count, report.evicted), (MAX_LOADED as u32, 1));
+        assert!(modules.get(&id(0)).is_none());
     }
 
     #[test]

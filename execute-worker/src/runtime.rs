@@ -15,7 +15,7 @@ use crate::pov::decompressed_params;
 /// The export every validation function provides.
 const ENTRY_POINT: &str = "validate_block";
 
-/// A module ready to run: loaded, verified and linked once per worker.
+/// A module ready to run: loaded and linked once, in its artifact's holder.
 pub struct Runtime {
     module: Module,
     linking: Linking,
@@ -38,8 +38,8 @@ impl Runtime {
                 .then(|| import.ty().memory().cloned())
                 .flatten()
         });
-        // Build the copy-on-write image of the initial memory here, once, so that jobs forked
-        // from the worker map it instead of each building its own.
+        // Build the copy-on-write image of the initial memory here, once (in the artifact's
+        // holder), so that the jobs it forks map it instead of each building its own.
         module.initialize_copy_on_write_image()?;
         let linking = match memory_import {
             None => Linking::Resolved(linker.instantiate_pre(&module)?),

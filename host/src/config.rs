@@ -33,8 +33,9 @@ pub struct Config {
     pub execute_workers_max: usize,
     /// Bytes of artifacts each execute worker keeps loaded, summed as artifact file sizes
     /// (default: 1 GiB, some fifty of today's largest runtimes). Each loaded artifact lives
-    /// in its own process of about its size; past the budget the least recently used is
-    /// unloaded, and loaded again (milliseconds) when it is next needed.
+    /// in its own process of about its size; past the budget (or past 128 artifacts) the
+    /// least recently used is unloaded, and loaded again (milliseconds) when it is next
+    /// needed.
     pub execute_worker_module_cache: u64,
     /// Executions accepted at a time, counting those queued, waiting for their artifact and
     /// running; beyond it `execute` fails with [`crate::HostError::QueueFull`] (default: 512).

@@ -1,7 +1,7 @@
 //! Escape tests: each attempt (tests/src/escape.rs) runs in a real job process of a
-//! test-only worker, three ways: with every layer on (blocked), with every layer off (the
-//! negative control: it must get through), and with each layer meant to block it on alone
-//! (blocked). A layer this machine cannot apply skips with a printed reason, or fails when
+//! test-only worker (the `holder_*` ones in an artifact holder's confinement), three ways:
+//! with every layer on (blocked), with every layer off (the negative control: it must get
+//! through), and with each layer meant to block it on alone (blocked). A layer this machine cannot apply skips with a printed reason, or fails when
 //! `PVF_REQUIRE_SANDBOX=1` (CI).
 //!
 //! When run as root, `escape_suite_passes_unprivileged` also runs every attempt test as a

@@ -7,9 +7,9 @@
 //!   filter.
 //! - [`confine_job`] runs in each job process before it touches untrusted bytes: give up
 //!   the capabilities of the job's own user namespace, rlimits, then the job's seccomp
-//!   filters, last. (The job was forked into its own user and PID namespaces
-//!   ([`WorkerContext::job_isolation`]) holding only its two pipes:
-//!   [`crate::worker::child`].)
+//!   filters, last. (A prepare job was forked into its own user and PID namespaces
+//!   ([`WorkerContext::job_isolation`]), an execute job into its artifact holder's; either
+//!   holds only its two pipes: [`crate::worker::child`].)
 //! - [`confine_holder`] does the same for an execute worker's artifact holder, the process
 //!   that deserializes one artifact and forks that artifact's jobs, with its own filter.
 //!

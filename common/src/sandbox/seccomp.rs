@@ -10,7 +10,7 @@
 //! and `write` on anything but its output pipe with EPERM rather than a kill: honest code
 //! still tries to log to a stderr the job no longer has, and must not die of it. The execute
 //! policy has a `holder` filter between the two, for the process that loads one artifact and
-//! forks its jobs: it may map code and fork jobs into their namespaces, but open nothing.
+//! forks its jobs: it may map code and fork its jobs, but open nothing.
 //!
 //! glibc tries `clone3` first and seccomp cannot inspect its flags (they live in memory), so
 //! `clone3` is answered with ENOSYS by a separate filter and glibc falls back to `clone`,
