@@ -56,7 +56,7 @@ use pvf_common::worker::job_process::{
 };
 use wasmtime::{Engine, Module};
 
-use pvf_execute_worker::runtime::Runtime;
+use pvf_execute_worker::runtime::{Runtime, RuntimeError};
 
 /// How long a holder has to load its artifact: deserializing and imaging a 20 MB artifact
 /// takes tens of milliseconds; the rest is room for a loaded machine. It stays under the
@@ -123,11 +123,11 @@ enum LoadError {
     /// wasmtime refused the verified bytes: a broken artifact, prepared again.
     #[codec(index = 0)]
     Deserialize(String),
-    /// The module does not link against the host functions or its memory cannot be imaged:
-    /// the module's own fault.
+    /// The module does not link against the host functions: the module's own fault.
     #[codec(index = 1)]
     Link(String),
-    /// Something of this machine (a descriptor that is not a sealed image).
+    /// Something of this machine: the memory image could not be built (a memfd, memory), or
+    /// a descriptor is not a sealed image.
     #[codec(index = 2)]
     Internal(String),
 }
@@ -291,7 +291,10 @@ fn load(engine: &Engine, artifact: VerifiedArtifact) -> Result<(Runtime, Vec<Raw
     let module = unsafe { Module::deserialize(engine, artifact.payload()) }
         .map_err(|e| LoadError::Deserialize(format!("{e:#}")))?;
     drop(artifact);
-    let runtime = Runtime::new(engine, module).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+    let runtime = Runtime::new(engine, module).map_err(|e| match e {
+        RuntimeError::Link(_) => LoadError::Link(e.to_string()),
+        RuntimeError::Image(_) => LoadError::Internal(e.to_string()),
+    })?;
     Ok((runtime, sealed_images()?))
 }
 

@@ -448,6 +448,7 @@ mod tests {
             params: ExecutorParams::default(),
             validation_params: vec![0; MAX_VALIDATION_PARAMS_LEN],
             timeout_ms: u64::MAX,
+            module_cache_bytes: u64::MAX,
         };
         assert!(frame::encode(&request).is_ok());
     }

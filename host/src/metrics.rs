@@ -207,6 +207,7 @@ impl Metrics {
             scan_unreadable: IntCounter::new(
                 "pvf_cache_scan_unreadable",
                 "Cache files the start-up scan could not read; kept on disk, not indexed",
+            )?,
             execute_loaded_bytes: IntGauge::new(
                 "pvf_execute_worker_loaded_bytes",
                 "Bytes of artifacts the execute workers keep loaded (artifact file sizes)",

@@ -15,7 +15,7 @@
 //! | the artifact's holder died while running the job (not of SIGSYS) | PossiblyInvalid | 3 |
 //! | job or artifact holder killed by seccomp (SIGSYS) — also logged as a security event | Internal | 3 |
 //! | the artifact's holder answered out of turn (another request's answer, a frame too many, a report only the worker may make, garbage) — killed, and logged as a security event | Internal | 3 |
-//! | the artifact's holder could not load the artifact in time, or could not confine itself | Internal | 3 |
+//! | the artifact's holder could not load the artifact in time, could not build its memory image (memfd, memory), or could not confine itself | Internal | 3 |
 //! | a stub (unsupported host function) was called | Internal | 3 |
 //! | preparation timed out, died, or failed on this machine (non-deterministic) | Internal | 3 |
 //! | I/O error, ENOSPC | Internal | 3 |
