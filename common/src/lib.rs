@@ -25,22 +25,27 @@ pub mod sandbox;
 pub mod validation;
 pub mod worker;
 
-/// Logs to stderr, filtered by `RUST_LOG` (default: `info`).
+/// Logs to stderr, filtered by `RUST_LOG` (default: `info`); a failed write is dropped.
 pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(log_filter())
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .try_init();
 }
 
 /// A worker's logging: to stderr, which is a pipe the host reads into its own log (with its
 /// own timestamps), so lines carry no colours and no time, and start with their level.
+///
+/// A failed write is dropped silently: a job has no stderr (it holds only its two pipes),
+/// and tracing's default, reporting the failure with `eprintln!`, would panic there.
 pub fn init_worker_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(log_filter())
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .without_time()
+        .log_internal_errors(false)
         .try_init();
 }
 

@@ -14,10 +14,11 @@ use parity_scale_codec::{Decode, Encode};
 use proptest::prelude::*;
 use pvf_common::artifact::{self, HEADER_LEN, Header};
 use pvf_common::compress;
-use pvf_common::error::{ExecJobError, PrepareError};
+use pvf_common::error::{ExecJobError, HolderFault, PrepareError};
 use pvf_common::ipc::frame::{self, FrameError, MAX_FRAME_LEN};
 use pvf_common::message::{
-    Envelope, ExecuteRequest, ExecuteResponse, Handshake, PrepareRequest, PrepareResponse, Prepared,
+    Envelope, ExecuteAnswer, ExecuteRequest, ExecuteResponse, Handshake, LoadedModules,
+    PrepareRequest, PrepareResponse, Prepared,
 };
 use pvf_common::params::{ArtifactId, ExecutorParams};
 use pvf_common::sandbox::{Layer, LayerStatus, SecurityStatus};
@@ -238,7 +239,24 @@ fn execute_response() -> impl Strategy<Value = ExecuteResponse> {
         job_death().prop_map(ExecuteResponse::JobDied),
         text().prop_map(ExecuteResponse::BadArtifact),
         text().prop_map(ExecuteResponse::WorkerError),
+        any::<u64>()
+            .prop_map(|waited_ms| ExecuteResponse::HolderFault(HolderFault::Late { waited_ms })),
+        job_death().prop_map(|d| ExecuteResponse::HolderFault(HolderFault::Died(d))),
+        text().prop_map(|m| ExecuteResponse::HolderFault(HolderFault::Garbled(m))),
     ]
+}
+
+fn execute_answer() -> impl Strategy<Value = ExecuteAnswer> {
+    (execute_response(), any::<(u32, u64, u32)>()).prop_map(|(outcome, (count, bytes, evicted))| {
+        ExecuteAnswer {
+            outcome,
+            modules: LoadedModules {
+                count,
+                bytes,
+                evicted,
+            },
+        }
+    })
 }
 
 fn prepare_response() -> impl Strategy<Value = PrepareResponse> {
@@ -281,6 +299,7 @@ proptest! {
         timeout_ms in any::<u64>(),
         artifact_file in text(),
         nonce in any::<u128>(),
+        module_cache_bytes in any::<u64>(),
         mutation in mutation(),
     ) {
         let prepare = PrepareRequest { code, params: params.clone(), id, timeout_ms, artifact_file };
@@ -290,6 +309,7 @@ proptest! {
             params,
             validation_params: validation.encode(),
             timeout_ms,
+            module_cache_bytes,
         };
         round_trips(&Envelope { nonce, body: execute }, &mutation)?;
     }
@@ -298,7 +318,7 @@ proptest! {
     fn worker_to_host_messages_round_trip_and_survive_mutation(
         handshake in handshake(),
         prepared in prepare_response(),
-        executed in execute_response(),
+        executed in execute_answer(),
         nonce in any::<u128>(),
         mutation in mutation(),
     ) {
@@ -313,7 +333,7 @@ proptest! {
         decodes_safely::<Envelope<PrepareRequest>>(&payload)?;
         decodes_safely::<Envelope<PrepareResponse>>(&payload)?;
         decodes_safely::<Envelope<ExecuteRequest>>(&payload)?;
-        decodes_safely::<Envelope<ExecuteResponse>>(&payload)?;
+        decodes_safely::<Envelope<ExecuteAnswer>>(&payload)?;
     }
 
     #[test]

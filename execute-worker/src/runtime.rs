@@ -15,7 +15,7 @@ use crate::pov::decompressed_params;
 /// The export every validation function provides.
 const ENTRY_POINT: &str = "validate_block";
 
-/// A module ready to run: loaded, verified and linked once per worker.
+/// A module ready to run: loaded and linked once, in its artifact's holder.
 pub struct Runtime {
     module: Module,
     linking: Linking,
@@ -29,20 +29,38 @@ enum Linking {
     ImportsMemory(Linker<HostState>, MemoryType),
 }
 
+/// Why a module could not be made ready to run.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The module does not link against the host functions: its own fault.
+    #[error("{0:#}")]
+    Link(wasmtime::Error),
+    /// The copy-on-write image of its initial memory could not be built (a memfd, memory):
+    /// this machine's fault, never the module's.
+    #[error("building the memory image: {0:#}")]
+    Image(wasmtime::Error),
+}
+
 impl Runtime {
     /// Links `module` against the host functions.
-    pub fn new(engine: &Engine, module: Module) -> wasmtime::Result<Self> {
-        let linker = host_functions::linker(engine, &module)?;
+    pub fn new(engine: &Engine, module: Module) -> Result<Self, RuntimeError> {
+        let linker = host_functions::linker(engine, &module).map_err(RuntimeError::Link)?;
         let memory_import = module.imports().find_map(|import| {
             (import.module() == "env" && import.name() == "memory")
                 .then(|| import.ty().memory().cloned())
                 .flatten()
         });
-        // Build the copy-on-write image of the initial memory here, once, so that jobs forked
-        // from the worker map it instead of each building its own.
-        module.initialize_copy_on_write_image()?;
+        // Build the copy-on-write image of the initial memory here, once (in the artifact's
+        // holder), so that the jobs it forks map it instead of each building its own.
+        module
+            .initialize_copy_on_write_image()
+            .map_err(RuntimeError::Image)?;
         let linking = match memory_import {
-            None => Linking::Resolved(linker.instantiate_pre(&module)?),
+            None => Linking::Resolved(
+                linker
+                    .instantiate_pre(&module)
+                    .map_err(RuntimeError::Link)?,
+            ),
             Some(ty) => Linking::ImportsMemory(linker, ty),
         };
         Ok(Self { module, linking })

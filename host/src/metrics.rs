@@ -92,6 +92,12 @@ pub struct Metrics {
     pub scan_unreadable: IntCounter,
     /// Security events: what only a compromised worker or job does, by kind.
     pub security_events: IntCounterVec,
+    /// Bytes of artifacts the execute workers keep loaded, each in its holder process.
+    pub execute_loaded_bytes: IntGauge,
+    /// Artifacts the execute workers keep loaded.
+    pub execute_loaded_artifacts: IntGauge,
+    /// Artifacts execute workers unloaded to stay within their byte budget.
+    pub execute_evictions: IntCounter,
 }
 
 /// Why the metrics could not be registered (a name clash: a bug).
@@ -230,6 +236,18 @@ impl Metrics {
                 ),
                 &["kind"],
             )?,
+            execute_loaded_bytes: IntGauge::new(
+                "pvf_execute_worker_loaded_bytes",
+                "Bytes of artifacts the execute workers keep loaded (artifact file sizes)",
+            )?,
+            execute_loaded_artifacts: IntGauge::new(
+                "pvf_execute_worker_loaded_artifacts",
+                "Artifacts the execute workers keep loaded, each in its own holder process",
+            )?,
+            execute_evictions: IntCounter::new(
+                "pvf_execute_worker_evictions",
+                "Artifacts execute workers unloaded, least recently used first, to stay within their byte budget",
+            )?,
             registry,
         };
         metrics.register_all()?;
@@ -265,6 +283,9 @@ impl Metrics {
         r.register(Box::new(self.execute_cancelled.clone()))?;
         r.register(Box::new(self.execute_deadline_exceeded.clone()))?;
         r.register(Box::new(self.scan_unreadable.clone()))?;
+        r.register(Box::new(self.execute_loaded_bytes.clone()))?;
+        r.register(Box::new(self.execute_loaded_artifacts.clone()))?;
+        r.register(Box::new(self.execute_evictions.clone()))?;
         Ok(())
     }
 

@@ -11,14 +11,19 @@
 //! | prevalidation or compile failure, code bomb, preparation out of memory | Invalid | 1 |
 //! | wall-clock backstop hit without the CPU limit (stopped or starved process) | PossiblyInvalid | 3 |
 //! | worker or job died of a signal other than SIGSYS (a cgroup's OOM kill included), or stopped answering | PossiblyInvalid | 3 |
-//! | job killed by seccomp (SIGSYS) — also logged as a security event | Internal | 3 |
+//! | the artifact's holder did not answer by the job's backstop plus a margin (killed) | PossiblyInvalid | 3 |
+//! | the artifact's holder died while running the job (not of SIGSYS) | PossiblyInvalid | 3 |
+//! | job or artifact holder killed by seccomp (SIGSYS) — also logged as a security event | Internal | 3 |
+//! | the artifact's holder answered out of turn (another request's answer, a frame too many, a report only the worker may make, garbage) — killed, and logged as a security event | Internal | 3 |
+//! | the artifact's holder could not load the artifact in time, could not build its memory image (memfd, memory), or could not confine itself | Internal | 3 |
 //! | a stub (unsupported host function) was called | Internal | 3 |
 //! | preparation timed out, died, or failed on this machine (non-deterministic) | Internal | 3 |
 //! | I/O error, ENOSPC | Internal | 3 |
 //! | a worker fails to spawn (`EAGAIN`, dies at start, version mismatch) | none: retried with a backoff until one starts; the job waits | — |
 //! | the worker broke the protocol: an answer with another request's nonce, bytes before a request or after its answer, an oversized or undecodable frame — a security event; the worker is killed and replaced | Internal | 3 |
 //! | a prepare worker answered Ok but its artifact file is refused (not a regular file, a link, over the size cap, set-id or executable mode, bad header, another code's id, bad checksum) — a security event; the worker is killed, nothing is installed | Internal (a failure of this machine: retried after the cooldown) | 3 |
-//! | a bad artifact header or checksum | none: the file is deleted, the code re-prepared and re-run | — |
+//! | a bad artifact header or checksum (checked by the execute worker), wasmtime refused the verified bytes, or the holder died deserializing them | none: the file is deleted, the code re-prepared and re-run | — |
+//! | the module does not link (a host function's signature) | Invalid | 1 |
 //! | the re-prepared artifact is bad again for the same request | Internal | 3 |
 //!
 //! Not verdicts: a full execute queue, a stopped host, a backing job dropped past its
@@ -29,7 +34,7 @@
 
 use std::fmt;
 
-use pvf_common::error::{ExecJobError, PrepareError};
+use pvf_common::error::{ExecJobError, HolderFault, PrepareError};
 use pvf_common::validation::ValidationResult;
 use pvf_common::worker::JobDeath;
 
@@ -120,6 +125,25 @@ impl Verdict {
         }
     }
 
+    /// The verdict when the artifact's holder process failed the execute worker (which
+    /// killed it). Only that artifact's requests reach a holder.
+    pub fn from_holder_fault(fault: HolderFault) -> Self {
+        match fault {
+            // The holder's job had to end by this time; like the backstop itself.
+            HolderFault::Late { .. } => Self::PossiblyInvalid(fault.to_string()),
+            HolderFault::Died(JobDeath::Seccomp) => {
+                tracing::error!(target: "pvf::security", "artifact holder killed by seccomp");
+                Self::Internal(fault.to_string())
+            }
+            HolderFault::Died(_) => Self::PossiblyInvalid(fault.to_string()),
+            // Honest holders never do this: a bug, or a holder compromised by its artifact.
+            HolderFault::Garbled(_) => {
+                tracing::error!(target: "pvf::security", "{fault}");
+                Self::Internal(fault.to_string())
+            }
+        }
+    }
+
     /// The verdict when the code could not be prepared.
     pub fn from_prepare_error(error: PrepareError) -> Self {
         if let PrepareError::JobDied(JobDeath::Seccomp) = error {
@@ -184,6 +208,23 @@ mod tests {
                 Verdict::from_job_death(death),
                 Verdict::PossiblyInvalid(_)
             ));
+        }
+    }
+
+    #[test]
+    fn a_failed_holder_never_votes_invalid() {
+        for (fault, possibly_invalid) in [
+            (HolderFault::Late { waited_ms: 9 }, true),
+            (HolderFault::Died(JobDeath::Signal(libc::SIGKILL)), true),
+            (HolderFault::Died(JobDeath::Seccomp), false),
+            (HolderFault::Garbled("seq 3 for 4".into()), false),
+        ] {
+            let verdict = Verdict::from_holder_fault(fault);
+            match verdict {
+                Verdict::PossiblyInvalid(_) => assert!(possibly_invalid, "{verdict}"),
+                Verdict::Internal(_) => assert!(!possibly_invalid, "{verdict}"),
+                other => panic!("{other}"),
+            }
         }
     }
 

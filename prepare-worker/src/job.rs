@@ -41,8 +41,8 @@ fn prepare(ctx: &WorkerContext, request: &PrepareRequest) -> PrepareResponse {
     let out = artifact_path(ctx, &request.artifact_file)?;
     // The header is added to the answer's payload: the file stays within the cap.
     let cap = artifact::MAX_ARTIFACT_LEN - artifact::HEADER_LEN as u64;
-    let limits = JobLimits::from_cpu(Duration::from_millis(request.timeout_ms))
-        .with_output_cap(cap as usize);
+    let limits =
+        JobLimits::from_cpu(Duration::from_millis(request.timeout_ms)).with_output_cap(cap as u32);
     let end = run_job(
         limits,
         ctx.job_isolation(),

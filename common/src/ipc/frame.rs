@@ -18,10 +18,12 @@ pub const MAX_FRAME_LEN: u32 = 64 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
     /// The peer announced a payload larger than the hard maximum.
-    #[error("frame length {len} exceeds the maximum of {MAX_FRAME_LEN} bytes")]
+    #[error("frame length {len} exceeds the maximum of {max} bytes")]
     TooLarge {
         /// The announced or attempted length.
         len: u64,
+        /// The most this frame may carry ([`MAX_FRAME_LEN`] unless said otherwise).
+        max: u32,
     },
     /// The stream ended cleanly before a new frame started.
     #[error("connection closed")]
@@ -44,15 +46,29 @@ pub enum FrameError {
 
 /// Parses a length prefix, rejecting lengths over the maximum.
 pub fn payload_len(header: [u8; HEADER_LEN]) -> Result<usize, FrameError> {
+    payload_len_within(header, MAX_FRAME_LEN)
+}
+
+/// Parses a length prefix, rejecting lengths over `max` (a prepare job's answer carries an
+/// artifact, which may be larger than [`MAX_FRAME_LEN`]).
+pub fn payload_len_within(header: [u8; HEADER_LEN], max: u32) -> Result<usize, FrameError> {
     let len = u32::from_le_bytes(header);
-    if len > MAX_FRAME_LEN {
-        return Err(FrameError::TooLarge { len: len.into() });
+    if len > max {
+        return Err(FrameError::TooLarge {
+            len: len.into(),
+            max,
+        });
     }
     Ok(len as usize)
 }
 
 /// Encodes `msg` as a complete frame (prefix and payload).
 pub fn encode<T: Encode>(msg: &T) -> Result<Vec<u8>, FrameError> {
+    encode_within(msg, MAX_FRAME_LEN)
+}
+
+/// Encodes `msg` as a complete frame whose payload may hold up to `max` bytes.
+pub fn encode_within<T: Encode>(msg: &T, max: u32) -> Result<Vec<u8>, FrameError> {
     let size = msg.size_hint();
     let mut buf = Vec::with_capacity(HEADER_LEN + size);
     buf.extend_from_slice(&[0; HEADER_LEN]);
@@ -60,8 +76,11 @@ pub fn encode<T: Encode>(msg: &T) -> Result<Vec<u8>, FrameError> {
     let len = buf.len() - HEADER_LEN;
     let len32 = u32::try_from(len)
         .ok()
-        .filter(|l| *l <= MAX_FRAME_LEN)
-        .ok_or(FrameError::TooLarge { len: len as u64 })?;
+        .filter(|l| *l <= max)
+        .ok_or(FrameError::TooLarge {
+            len: len as u64,
+            max,
+        })?;
     buf[..HEADER_LEN].copy_from_slice(&len32.to_le_bytes());
     Ok(buf)
 }
@@ -73,7 +92,12 @@ pub fn decode<T: Decode>(payload: &[u8]) -> Result<T, FrameError> {
 
 /// Writes one frame.
 pub fn write<T: Encode>(w: &mut impl Write, msg: &T) -> Result<(), FrameError> {
-    w.write_all(&encode(msg)?)?;
+    write_within(w, msg, MAX_FRAME_LEN)
+}
+
+/// Writes one frame whose payload may hold up to `max` bytes.
+pub fn write_within<T: Encode>(w: &mut impl Write, msg: &T, max: u32) -> Result<(), FrameError> {
+    w.write_all(&encode_within(msg, max)?)?;
     w.flush()?;
     Ok(())
 }
@@ -158,7 +182,9 @@ mod tests {
     fn oversized_length_is_rejected_before_reading_payload() {
         let header = (MAX_FRAME_LEN + 1).to_le_bytes().to_vec();
         let err = read::<Msg>(&mut HeaderOnly(header)).unwrap_err();
-        assert!(matches!(err, FrameError::TooLarge { len } if len == u64::from(MAX_FRAME_LEN) + 1));
+        assert!(
+            matches!(err, FrameError::TooLarge { len, .. } if len == u64::from(MAX_FRAME_LEN) + 1)
+        );
         let err = read::<Msg>(&mut HeaderOnly(u32::MAX.to_le_bytes().to_vec())).unwrap_err();
         assert!(matches!(err, FrameError::TooLarge { .. }));
     }

@@ -15,7 +15,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use pvf_common::ipc::frame;
-use pvf_common::message::{Envelope, ExecuteRequest, ExecuteResponse};
+use pvf_common::message::{
+    Envelope, ExecuteAnswer, ExecuteRequest, ExecuteResponse, LoadedModules,
+};
 use pvf_common::sandbox::WorkerKind;
 use pvf_common::validation::ValidationResult;
 use pvf_common::worker::{Session, WorkerArgs};
@@ -48,13 +50,16 @@ fn mode() -> Mode {
     }
 }
 
-fn forged_valid() -> ExecuteResponse {
-    ExecuteResponse::Ok {
-        result: ValidationResult {
-            head_data: vec![42],
-            ..ValidationResult::default()
+fn forged_valid() -> ExecuteAnswer {
+    ExecuteAnswer {
+        outcome: ExecuteResponse::Ok {
+            result: ValidationResult {
+                head_data: vec![42],
+                ..ValidationResult::default()
+            },
+            cpu_ms: 0,
         },
-        cpu_ms: 0,
+        modules: LoadedModules::default(),
     }
 }
 
