@@ -288,8 +288,14 @@ pub const ATTEMPTS: &[Attempt] = &[
     Attempt {
         name: "prepare_job_cannot_write_to_inherited_fds",
         kind: WorkerKind::Prepare,
-        blockers: &[],
+        blockers: &[&[Seccomp]],
         body: write_inherited_fds,
+    },
+    Attempt {
+        name: "prepare_job_cannot_open_a_file_it_may_read",
+        kind: WorkerKind::Prepare,
+        blockers: &[&[Seccomp]],
+        body: list_worker_dir,
     },
     Attempt {
         name: "job_cannot_map_shared_memory",
@@ -844,6 +850,15 @@ fn create_in_worker_dir(_: &AttemptRequest, ctx: &WorkerContext) -> Result<Strin
     io(
         std::fs::File::create_new(path),
         "create a file in the worker dir",
+    )
+}
+
+/// Opens the worker dir for reading, which its namespaces and Landlock allow: only the
+/// prepare job's filter stops it (every open fails with EPERM).
+fn list_worker_dir(_: &AttemptRequest, ctx: &WorkerContext) -> Result<String, String> {
+    io(
+        std::fs::read_dir(&ctx.dir).map(|entries| entries.count()),
+        "list the worker dir",
     )
 }
 

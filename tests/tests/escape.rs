@@ -252,6 +252,7 @@ attempt_tests!(
     job_cannot_allocate_past_its_memory_limit,
     prepare_job_cannot_create_a_file_in_the_worker_dir,
     prepare_job_cannot_leave_a_file_for_the_next_job,
+    prepare_job_cannot_open_a_file_it_may_read,
     worker_cannot_kill_every_process,
     worker_cannot_kill_its_process_group,
     worker_cannot_prlimit_another_process,
@@ -351,11 +352,11 @@ async fn holder_cannot_write_to_inherited_fds() {
     inherited_fds("holder_cannot_write_to_inherited_fds", libc::EBADF).await;
 }
 
-/// A prepare job's writes are not narrowed by descriptor yet (it still writes its artifact
-/// to a file it opens): it holds no inherited descriptor, so each write finds none.
+/// A prepare job writes only its answer (the artifact) to its output pipe: its fd filter
+/// fails each other write with EPERM, as for an execute job.
 #[tokio::test]
 async fn prepare_job_cannot_write_to_inherited_fds() {
-    inherited_fds("prepare_job_cannot_write_to_inherited_fds", libc::EBADF).await;
+    inherited_fds("prepare_job_cannot_write_to_inherited_fds", libc::EPERM).await;
 }
 
 fn proc_status(pid: u32, field: &str) -> String {

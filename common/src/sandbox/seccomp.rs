@@ -8,7 +8,10 @@
 //! default action kills the process with SIGSYS, which the worker reports as a security
 //! event. `job_fds`, installed with it, fails `read` on anything but the job's input pipe
 //! and `write` on anything but its output pipe with EPERM rather than a kill: honest code
-//! still tries to log to a stderr the job no longer has, and must not die of it. The execute
+//! still tries to log to a stderr the job no longer has, and must not die of it. For a
+//! prepare job it also fails every `openat` (std probes `/proc/self/cgroup` and falls back);
+//! the `job` allowlist keeps a read-only `openat` rule for that (of stacked filters, EPERM
+//! wins over allow, a kill over EPERM). The execute
 //! policy has a `holder` filter between the two, for the process that loads one artifact and
 //! forks its jobs: it may map code and fork its jobs, but open nothing.
 //!
@@ -136,16 +139,24 @@ mod tests {
         compile(WorkerKind::Execute, Stage::Holder).unwrap();
     }
 
-    /// The fd filter names exactly the job's pipes.
+    /// The fd filter names exactly the job's pipes, both of them; a prepare job's also fails
+    /// every open.
     #[test]
     fn job_fds_allow_only_the_pipes() {
         use crate::worker::child::{INPUT_FD, OUTPUT_FD};
         for kind in [WorkerKind::Prepare, WorkerKind::Execute] {
             let policy: serde_json::Value = serde_json::from_str(policy_text(kind)).unwrap();
+            let mut narrowed = Vec::new();
             for rule in policy["job_fds"]["filter"].as_array().unwrap() {
-                let fd = match rule["syscall"].as_str().unwrap() {
+                let syscall = rule["syscall"].as_str().unwrap();
+                narrowed.push(syscall);
+                let fd = match syscall {
                     "read" => INPUT_FD,
                     "write" => OUTPUT_FD,
+                    "openat" if kind == WorkerKind::Prepare => {
+                        assert!(rule.get("args").is_none(), "every open fails: {rule}");
+                        continue;
+                    }
                     other => panic!("{kind:?}: unexpected job_fds rule for {other}"),
                 };
                 let arg = &rule["args"][0];
@@ -155,6 +166,10 @@ mod tests {
                 );
                 assert_eq!(arg["val"].as_i64(), Some(fd.into()), "{kind:?}: {rule}");
             }
+            assert!(
+                narrowed.contains(&"read") && narrowed.contains(&"write"),
+                "{kind:?}"
+            );
         }
     }
 
