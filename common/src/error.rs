@@ -46,6 +46,17 @@ pub enum PrepareError {
     #[codec(index = 7)]
     #[error("preparation failed on this machine: {0}")]
     Internal(String),
+    /// The code is past a limit of this host's compiler that Polkadot's host does not have
+    /// (a function body over wasmparser's size limit): this host cannot judge it.
+    #[codec(index = 8)]
+    #[error("preparation is past a limit of this host: {0}")]
+    HostLimit(String),
+    /// A pre-check built the runtime and could not (an import the host does not provide or
+    /// with the wrong type). Not deterministic in Polkadot's host either, so a pre-check
+    /// neither accepts nor rejects such code; executing it fails at runtime construction.
+    #[codec(index = 9)]
+    #[error("runtime construction failed: {0}")]
+    RuntimeConstruction(String),
 }
 
 impl PrepareError {
@@ -59,7 +70,9 @@ impl PrepareError {
             Self::TimedOut { .. }
             | Self::WallClockExceeded { .. }
             | Self::JobDied(_)
-            | Self::Internal(_) => false,
+            | Self::Internal(_)
+            | Self::HostLimit(_)
+            | Self::RuntimeConstruction(_) => false,
         }
     }
 }
@@ -67,7 +80,8 @@ impl PrepareError {
 /// Why an execute job reported failure from inside.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, thiserror::Error)]
 pub enum ExecJobError {
-    /// The guest trapped (including `unreachable`, out-of-bounds access, stack exhaustion).
+    /// The guest trapped (including `unreachable`, out-of-bounds access, stack exhaustion, a
+    /// host function refusing its arguments, the allocator failing).
     #[codec(index = 0)]
     #[error("trap: {0}")]
     Trap(String),
@@ -79,7 +93,10 @@ pub enum ExecJobError {
     #[codec(index = 2)]
     #[error("bad result: {0}")]
     BadResult(String),
-    /// The module could not be instantiated (start function, memory bound, missing export).
+    /// The runtime could not be constructed or instantiated: an import the host does not
+    /// provide or with the wrong type, a start function that traps, initial memory over the
+    /// bound. Polkadot's host calls this a runtime construction error and treats it as
+    /// possibly transient.
     #[codec(index = 3)]
     #[error("instantiation failed: {0}")]
     Instantiation(String),
@@ -95,4 +112,14 @@ pub enum ExecJobError {
     #[codec(index = 6)]
     #[error("internal error: {0}")]
     Internal(String),
+    /// The instance lacks what the call needs: a `memory` export, an `i32` global
+    /// `__heap_base`, or `validate_block` with the signature `(i32, i32) -> i64`.
+    #[codec(index = 7)]
+    #[error("bad interface: {0}")]
+    BadInterface(String),
+    /// The guest's answer is past a limit of this host that Polkadot's host does not have
+    /// (a result larger than this host carries): this host cannot judge it.
+    #[codec(index = 8)]
+    #[error("past a limit of this host: {0}")]
+    HostLimit(String),
 }

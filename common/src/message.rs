@@ -6,7 +6,7 @@
 use parity_scale_codec::{Decode, Encode};
 
 use crate::error::{ExecJobError, PrepareError};
-use crate::params::{ArtifactId, ExecutorParams};
+use crate::params::{ArtifactId, ExecutorParams, PrepKind};
 use crate::sandbox::SecurityStatus;
 use crate::validation::ValidationResult;
 use crate::worker::JobDeath;
@@ -31,6 +31,8 @@ pub struct PrepareRequest {
     pub id: ArtifactId,
     /// CPU-time limit in milliseconds.
     pub timeout_ms: u64,
+    /// Why it is prepared: a pre-check also checks that the runtime links.
+    pub kind: PrepKind,
 }
 
 /// A prepared artifact, waiting in the worker dir for the host to move it into the cache.

@@ -19,7 +19,7 @@ use pvf_common::ipc::frame::{self, FrameError, MAX_FRAME_LEN};
 use pvf_common::message::{
     ExecuteRequest, ExecuteResponse, Handshake, PrepareRequest, PrepareResponse, Prepared,
 };
-use pvf_common::params::{ArtifactId, ExecutorParams};
+use pvf_common::params::{ArtifactId, ExecutorParams, PrepKind};
 use pvf_common::sandbox::{Layer, LayerStatus, SecurityStatus};
 use pvf_common::validation::{ValidationParams, ValidationResult};
 use pvf_common::worker::JobDeath;
@@ -283,7 +283,8 @@ proptest! {
         timeout_ms in any::<u64>(),
         mutation in mutation(),
     ) {
-        let prepare = PrepareRequest { code, params: params.clone(), id, timeout_ms };
+        let kind = if timeout_ms % 2 == 0 { PrepKind::Precheck } else { PrepKind::Lenient };
+        let prepare = PrepareRequest { code, params: params.clone(), id, timeout_ms, kind };
         round_trips(&prepare, &mutation)?;
         let execute = ExecuteRequest {
             id,

@@ -18,7 +18,7 @@ use pvf_common::worker::job_process::{
 use pvf_common::worker::{Handler, WorkerContext};
 use wasmtime::{Engine, Module};
 
-use pvf_execute_worker::runtime::Runtime;
+use pvf_execute_worker::runtime::{Runtime, RuntimeError};
 
 /// What the worker keeps between jobs: one engine per set of preparation parameters, each
 /// artifact's runtime (loaded and verified once), and the next job process, forked while
@@ -172,7 +172,11 @@ impl Worker {
         let module = unsafe { Module::deserialize(engine, verified.payload()) }
             .map_err(|e| ExecuteResponse::BadArtifact(format!("deserialize: {e:#}")))?;
         tracing::debug!(artifact = %id, "artifact loaded");
-        Runtime::new(engine, module)
-            .map_err(|e| ExecuteResponse::JobError(ExecJobError::Instantiation(format!("{e:#}"))))
+        Runtime::new(engine, module).map_err(|e| match e {
+            RuntimeError::Construction(e) => {
+                ExecuteResponse::JobError(ExecJobError::Instantiation(e))
+            }
+            RuntimeError::Local(e) => ExecuteResponse::WorkerError(e),
+        })
     }
 }

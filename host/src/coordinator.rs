@@ -26,7 +26,7 @@ use crate::metrics::Metrics;
 use crate::prepare::failures::Failures;
 use crate::prepare::{self, PrepareJob, PreparedArtifact};
 use crate::priority::Priority;
-use crate::verdict::Verdict;
+use crate::verdict::{Reason, Verdict};
 use crate::worker;
 
 /// Messages from the handles.
@@ -203,6 +203,7 @@ impl State {
             params,
             priority: Priority::Normal,
             timeout,
+            kind: PrepKind::Precheck,
         };
         self.request_preparation(job).prechecks.push(reply);
     }
@@ -228,6 +229,7 @@ impl State {
             params: job.params.clone(),
             priority: Priority::of_execution(job.kind),
             timeout: job.params.prep_timeout(PrepKind::Lenient),
+            kind: PrepKind::Lenient,
         };
         self.request_preparation(prepare).executions.push(*job);
     }
@@ -249,6 +251,7 @@ impl State {
                 params,
                 priority: Priority::Background,
                 timeout,
+                kind: PrepKind::Lenient,
             });
         }
     }
@@ -359,7 +362,7 @@ impl State {
             self.delete(vec![(job.id, path)]);
         }
         if job.artifact_replaced {
-            let verdict = Verdict::Internal(format!("the artifact was bad twice: {reason}"));
+            let verdict = Verdict::Internal(Reason::BadArtifact(reason));
             answer(*job, verdict);
             return;
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use parity_scale_codec::Encode;
 use pvf_common::message::{ExecuteRequest, ExecuteResponse, PrepareRequest, PrepareResponse};
-use pvf_common::params::{ArtifactId, ExecutorParams};
+use pvf_common::params::{ArtifactId, ExecutorParams, PrepKind};
 use pvf_common::sandbox::{SecurityStatus, WorkerKind};
 use pvf_common::validation::ValidationParams;
 
@@ -175,6 +175,7 @@ async fn prepare_one(
         params: params.clone(),
         id,
         timeout_ms: 10_000,
+        kind: PrepKind::Precheck,
     };
     let response: PrepareResponse = worker
         .call(&request, Duration::from_secs(60))

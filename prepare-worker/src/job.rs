@@ -99,7 +99,7 @@ fn prepare_in(ctx: &WorkerContext, job_dir: &Path, request: &PrepareRequest) -> 
 fn compile_into(request: &PrepareRequest, out: &Path) -> Result<u64, PrepareError> {
     set_limit(request.params.prepare_memory_max);
     let pvf_prepare_worker::Compiled { payload, code_len } =
-        pvf_prepare_worker::compile(&request.code, &request.params)?;
+        pvf_prepare_worker::compile(&request.code, &request.params, request.kind)?;
     let fingerprint = engine::fingerprint().map_err(|e| PrepareError::Internal(e.to_string()))?;
     let header = Header::describe(fingerprint, request.id, &payload);
     artifact::write(out, &header, &payload)

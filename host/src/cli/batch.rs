@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use pvf_host::{ExecuteArgs, ExitCode, Verdict};
+use pvf_host::{ExecuteArgs, ExitCode, Reason, Verdict};
 use tokio::task::JoinSet;
 
 /// Validate many requests from a file in parallel.
@@ -62,7 +62,7 @@ pub async fn run(mut config: pvf_host::Config, args: Args) -> ExitCode {
             }
             Err(e) => {
                 tally.other += 1;
-                serde_json::json!({"verdict": "Internal", "reason": e.to_string()})
+                super::validate::verdict_json(&Verdict::Internal(Reason::Local(e.to_string())))
             }
         };
         results[index] = Some(line);
@@ -70,7 +70,10 @@ pub async fn run(mut config: pvf_host::Config, args: Args) -> ExitCode {
     }
     eprintln!();
     for (index, line) in results.into_iter().enumerate() {
-        let mut line = line.unwrap_or_else(|| serde_json::json!({"verdict": "Internal"}));
+        let mut line = line.unwrap_or_else(|| {
+            let lost = Reason::Local("the request's task ended without an answer".into());
+            super::validate::verdict_json(&Verdict::Internal(lost))
+        });
         line["index"] = serde_json::json!(index);
         println!("{line}");
     }

@@ -27,6 +27,7 @@ pub async fn run(
         params: job.params.clone(),
         id: job.id,
         timeout_ms: job.timeout.as_millis() as u64,
+        kind: job.kind,
     };
     let started = Instant::now();
     let wait = JobLimits::from_cpu(job.timeout).wall + grace;

@@ -290,6 +290,7 @@ mod tests {
             params,
             priority,
             timeout: Duration::from_secs(1),
+            kind: pvf_common::params::PrepKind::Lenient,
         }
     }
 

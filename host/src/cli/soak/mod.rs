@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use parity_scale_codec::Encode;
 use pvf_common::params::{ExecKind, ExecutorParams};
 use pvf_common::validation::ValidationParams;
-use pvf_host::{Config, ExecuteArgs, Execution, ExitCode, HostError, InvalidReason, Verdict};
+use pvf_host::{Config, ExecuteArgs, Execution, ExitCode, HostError, Reason, Verdict};
 use tokio::task::JoinSet;
 
 use chaos::{Disk, Faults, Rng};
@@ -276,10 +276,9 @@ fn agrees(reference: &Verdict, got: &Verdict) -> bool {
     match (reference, got) {
         (_, Verdict::PossiblyInvalid(_) | Verdict::Internal(_)) => true,
         (Verdict::Valid(a), Verdict::Valid(b)) => a == b,
-        (
-            Verdict::Invalid(InvalidReason::Timeout { .. }),
-            Verdict::Invalid(InvalidReason::Timeout { .. }),
-        ) => true,
+        (Verdict::Invalid(Reason::Timeout { .. }), Verdict::Invalid(Reason::Timeout { .. })) => {
+            true
+        }
         (Verdict::Invalid(a), Verdict::Invalid(b)) => a == b,
         _ => false,
     }
