@@ -280,8 +280,15 @@ mod tests {
         );
     }
 
-    /// The memories the rewritten module defines, with their exports.
-    fn memories(code: &[u8]) -> (Vec<(u64, Option<u64>)>, Vec<String>, usize) {
+    /// A module's memories: defined (initial, maximum), exported names, imports.
+    #[derive(Debug, PartialEq)]
+    struct Memories {
+        defined: Vec<(u64, Option<u64>)>,
+        exported: Vec<String>,
+        imported: usize,
+    }
+
+    fn memories(code: &[u8]) -> Memories {
         let (mut defined, mut exported, mut imported) = (Vec::new(), Vec::new(), 0);
         for payload in Parser::new(0).parse_all(code) {
             match payload.unwrap() {
@@ -309,25 +316,31 @@ mod tests {
                 _ => {}
             }
         }
-        (defined, exported, imported)
+        Memories {
+            defined,
+            exported,
+            imported,
+        }
+    }
+
+    fn defines(defined: (u64, Option<u64>), exported: &str) -> Memories {
+        Memories {
+            defined: vec![defined],
+            exported: vec![exported.to_owned()],
+            imported: 0,
+        }
     }
 
     #[test]
     fn a_memory_import_from_any_module_becomes_the_modules_exported_memory() {
         let out = rewritten(r#"(module (import "anything" "heap" (memory 3 10)))"#);
-        assert_eq!(
-            memories(&out.code),
-            (vec![(3, None)], vec!["heap".to_owned()], 0)
-        );
+        assert_eq!(memories(&out.code), defines((3, None), "heap"));
         assert!(out.imports.is_empty());
         // Only the first is turned; a second stays an import (which linking refuses).
         let out = rewritten(
             r#"(module (import "env" "memory" (memory 1)) (import "env" "f" (func (param i64))))"#,
         );
-        assert_eq!(
-            memories(&out.code),
-            (vec![(1, None)], vec!["memory".to_owned()], 0)
-        );
+        assert_eq!(memories(&out.code), defines((1, None), "memory"));
         assert_eq!(
             out.imports,
             [Import {
@@ -345,8 +358,7 @@ mod tests {
         let out = rewritten(
             r#"(module (import "env" "memory" (memory 1)) (export "memory" (memory 0)))"#,
         );
-        let (_, exported, _) = memories(&out.code);
-        assert_eq!(exported, ["memory", "memory"]);
+        assert_eq!(memories(&out.code).exported, ["memory", "memory"]);
         let engine = Engine::default();
         assert!(wasmtime::Module::new(&engine, &out.code).is_err());
     }
@@ -354,9 +366,6 @@ mod tests {
     #[test]
     fn a_declared_memory_maximum_is_dropped() {
         let out = rewritten(r#"(module (memory (export "memory") 2 5))"#);
-        assert_eq!(
-            memories(&out.code),
-            (vec![(2, None)], vec!["memory".to_owned()], 0)
-        );
+        assert_eq!(memories(&out.code), defines((2, None), "memory"));
     }
 }
