@@ -16,11 +16,13 @@ pub enum PrepareError {
     #[codec(index = 1)]
     #[error("prevalidation failed: {0}")]
     Prevalidation(String),
-    /// The compiler refused the code.
+    /// The rewritten code is invalid (e.g. it exports `memory` twice) or the stack limiter
+    /// refused it, as Polkadot's host refuses it.
     #[codec(index = 2)]
     #[error("compilation failed: {0}")]
     Compile(String),
-    /// The job needed more memory than the preparation limit.
+    /// The job needed more memory than the preparation limit. Not deterministic: how much a
+    /// compiler needs is its own, and Polkadot's host has no limit by default.
     #[codec(index = 3)]
     #[error("preparation exceeded its memory limit")]
     OutOfMemory,
@@ -46,8 +48,9 @@ pub enum PrepareError {
     #[codec(index = 7)]
     #[error("preparation failed on this machine: {0}")]
     Internal(String),
-    /// The code is past a limit of this host's compiler that Polkadot's host does not have
-    /// (a function body over wasmparser's size limit): this host cannot judge it.
+    /// The code is past a limit of this host's compiler that Polkadot's host does not have (a
+    /// function body over wasmparser's size limit, or valid code the compiler fails on):
+    /// this host cannot judge it.
     #[codec(index = 8)]
     #[error("preparation is past a limit of this host: {0}")]
     HostLimit(String),
@@ -64,10 +67,9 @@ impl PrepareError {
     /// remembered for good; the others may be retried.
     pub fn is_deterministic(&self) -> bool {
         match self {
-            Self::Decompress(_) | Self::Prevalidation(_) | Self::Compile(_) | Self::OutOfMemory => {
-                true
-            }
-            Self::TimedOut { .. }
+            Self::Decompress(_) | Self::Prevalidation(_) | Self::Compile(_) => true,
+            Self::OutOfMemory
+            | Self::TimedOut { .. }
             | Self::WallClockExceeded { .. }
             | Self::JobDied(_)
             | Self::Internal(_)

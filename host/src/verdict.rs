@@ -26,10 +26,9 @@
 //! | the re-prepared artifact is bad again for the same request | execute | `bad_artifact` | Internal | 3 |
 //! | a bad artifact header or checksum | — | — | none: the file is deleted, the code re-prepared and re-run | — |
 //! | **execution**: the code cannot be prepared, for any reason (pre-checking rules out bad code; a compiler difference must not vote) | prepare | as below | Internal | 3 |
-//! | **pre-check**: prevalidation or compile failure, code bomb | prepare | `preparation` | Invalid | 1 |
-//! | **pre-check**: preparation out of memory | prepare | `out_of_memory` | Invalid | 1 |
+//! | **pre-check**: invalid Wasm, a feature not allowed, code the rewriting or the stack limiter refuses, code bomb | prepare | `preparation` | Invalid | 1 |
 //! | **pre-check**: runtime construction fails | prepare | `instantiation` | Internal | 3 |
-//! | **pre-check**: timed out, hit the backstop, died, seccomp, past this host's limits, failed on this machine | prepare | `timeout`, `wall_clock`, `job_died`, `seccomp`, `host_limit`, `local` | Internal | 3 |
+//! | **pre-check**: valid code past this compiler's limits, out of memory, timed out, hit the backstop, died, seccomp, failed on this machine | prepare | `host_limit`, `out_of_memory`, `timeout`, `wall_clock`, `job_died`, `seccomp`, `local` | Internal | 3 |
 //!
 //! Polkadot's candidate validation turns PossiblyInvalid into an Invalid vote, after one
 //! retry for approvals and disputes; Internal abstains.

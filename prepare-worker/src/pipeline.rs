@@ -6,6 +6,7 @@ use pvf_common::engine;
 use pvf_common::error::PrepareError;
 use pvf_common::host_api::{ImportKind, check_import};
 use pvf_common::params::{ExecutorParams, PrepKind};
+use wasmparser::Validator;
 
 use crate::prevalidate::prevalidate;
 use crate::rewrite::{Import, RewriteError, rewrite};
@@ -36,10 +37,15 @@ pub fn compile(
         RewriteError::Parse(_) => PrepareError::Prevalidation(e.to_string()),
         _ => PrepareError::Compile(e.to_string()),
     })?;
+    // Validate the rewritten module first: what is invalid is invalid on every host, while
+    // a valid module that this compiler fails on is this compiler's limit, not the code's.
+    Validator::new_with_features(engine::wasm_features(params))
+        .validate_all(&rewritten.code)
+        .map_err(|e| PrepareError::Compile(format!("the rewritten module is invalid: {e}")))?;
     let engine = engine::engine(params).map_err(|e| PrepareError::Internal(e.to_string()))?;
     let payload = engine
         .precompile_module(&rewritten.code)
-        .map_err(|e| PrepareError::Compile(format!("{e:#}")))?;
+        .map_err(|e| PrepareError::HostLimit(format!("the compiler failed: {e:#}")))?;
     if kind == PrepKind::Precheck {
         check_links(&rewritten.imports)?;
     }

@@ -275,6 +275,33 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn keystore_functions_link_with_their_types_and_trap() {
+        let engine = Engine::default();
+        let wat = r#"(module
+            (import "env" "ext_crypto_sr25519_generate_version_1" (func $g (param i32 i64) (result i32)))
+            (memory (export "memory") 1)
+            (func (export "generate") (result i32) (call $g (i32.const 0) (i64.const 0))))"#;
+        let module = Module::new(&engine, wat::parse_str(wat).unwrap()).unwrap();
+        let linker = linker(&engine, &module).unwrap();
+        let mut store = Store::new(
+            &engine,
+            HostState::new(StoreLimitsBuilder::new().build(), 1),
+        );
+        let instance = linker.instantiate(&mut store, &module).unwrap();
+        let generate = instance
+            .get_typed_func::<(), i32>(&mut store, "generate")
+            .unwrap();
+        let err = generate.call(&mut store, ()).unwrap_err();
+        assert!(
+            matches!(
+                err.downcast_ref::<HostError>(),
+                Some(HostError::NoKeystore(_))
+            ),
+            "{err:?}"
+        );
+    }
+
     /// Every supported function imported with the signature the table documents, and a few
     /// exported wrappers that call through the ABI.
     const ALL_IMPORTS: &str = r#"(module
