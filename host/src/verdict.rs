@@ -34,10 +34,11 @@
 //! retry for approvals and disputes; Internal abstains.
 //!
 //! Not verdicts: a full execute queue, a stopped host, a backing job dropped past its
-//! deadline, a time limit too large to enforce and params over the frame cap are errors of
-//! the request ([`crate::HostError`]); the caller did not get an answer about the candidate.
-//! An approval or dispute whose verdict is PossiblyInvalid or Internal is executed again
-//! first (see [`crate::ValidationHost::execute`]); the table gives the verdict of one attempt.
+//! deadline, a time limit too large to enforce and params over 64 MiB are errors of the
+//! request ([`crate::HostError`]); the caller did not get an answer about the candidate.
+//! An approval or dispute whose verdict is PossiblyInvalid or Internal (except code that
+//! cannot be prepared deterministically) is executed again first (see
+//! [`crate::ValidationHost::execute`]); the table gives the verdict of one attempt.
 
 use std::fmt;
 
