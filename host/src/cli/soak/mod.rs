@@ -150,7 +150,10 @@ async fn reference_pool(config: &Config) -> Result<Vec<Request>, String> {
                 .execute(args.clone())
                 .await
                 .map_err(|e| e.to_string())?;
-            if matches!(out.verdict, Verdict::Valid(_) | Verdict::Invalid(_)) {
+            // Code that cannot be prepared is deterministically Internal: a clear answer too.
+            let unpreparable = matches!(&out.verdict,
+                Verdict::Internal(Reason::Preparation(e)) if e.is_deterministic());
+            if unpreparable || matches!(out.verdict, Verdict::Valid(_) | Verdict::Invalid(_)) {
                 reference = Some(out.verdict);
                 break;
             }
