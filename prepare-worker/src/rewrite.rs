@@ -21,7 +21,7 @@ use wasm_instrument::parity_wasm::elements::{
     self, ExportEntry, External, Instruction, Internal, MemorySection, MemoryType, Module, Section,
     Type,
 };
-use wasm_instrument::parity_wasm::{self};
+use wasm_instrument::parity_wasm;
 
 /// The most `br_table` targets Polkadot's wasmtime validates.
 pub const MAX_BR_TABLE_TARGETS: usize = 128 * 1024;
