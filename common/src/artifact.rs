@@ -194,6 +194,11 @@ impl VerifiedArtifact {
     pub fn payload(&self) -> &[u8] {
         &self.bytes[HEADER_LEN..]
     }
+
+    /// The artifact file's size in bytes: header and payload.
+    pub fn file_len(&self) -> u64 {
+        self.bytes.len() as u64
+    }
 }
 
 /// Reads the whole file once and verifies header, length and payload checksum on the bytes

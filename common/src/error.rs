@@ -125,3 +125,28 @@ pub enum ExecJobError {
     #[error("past a limit of this host: {0}")]
     HostLimit(String),
 }
+
+/// How an execute worker's artifact holder (the process that loaded one artifact and forks
+/// its jobs) failed the worker. The worker kills the holder and loads the artifact afresh
+/// for the next request. Only that artifact's requests ever reach a holder, so whatever it
+/// does decides at most its own code's verdicts.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, thiserror::Error)]
+pub enum HolderFault {
+    /// No answer by the job's wall-clock backstop plus a margin (a stopped, starved or
+    /// compromised holder).
+    #[codec(index = 0)]
+    #[error("the artifact holder did not answer within {waited_ms} ms")]
+    Late {
+        /// How long the worker waited, in milliseconds.
+        waited_ms: u64,
+    },
+    /// The holder process died.
+    #[codec(index = 1)]
+    #[error("the artifact holder died: {0}")]
+    Died(JobDeath),
+    /// The holder answered something other than one well-formed answer to this request (a
+    /// bug, or a holder compromised through its artifact).
+    #[codec(index = 2)]
+    #[error("the artifact holder answered out of turn: {0}")]
+    Garbled(String),
+}

@@ -26,11 +26,15 @@ pub mod validation;
 pub mod worker;
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: `info`).
+///
+/// A failed write is dropped silently: a job has no stderr (it holds only its two pipes),
+/// and tracing's default, reporting the failure with `eprintln!`, would panic there.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .try_init();
 }

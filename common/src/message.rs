@@ -5,7 +5,7 @@
 
 use parity_scale_codec::{Decode, Encode};
 
-use crate::error::{ExecJobError, PrepareError};
+use crate::error::{ExecJobError, HolderFault, PrepareError};
 use crate::params::{ArtifactId, ExecutorParams, PrepKind};
 use crate::sandbox::SecurityStatus;
 use crate::validation::ValidationResult;
@@ -64,6 +64,31 @@ pub struct ExecuteRequest {
     pub validation_params: Vec<u8>,
     /// CPU-time limit in milliseconds.
     pub timeout_ms: u64,
+    /// Bytes of artifacts the worker may keep loaded (each in its own holder process); past
+    /// it, the least recently used are unloaded first.
+    pub module_cache_bytes: u64,
+}
+
+/// An execute worker's answer: how the job ended, and the artifacts it keeps loaded after
+/// it (so the host can export them without another message).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct ExecuteAnswer {
+    /// How the job ended.
+    pub outcome: ExecuteResponse,
+    /// The worker's loaded artifacts.
+    pub modules: LoadedModules,
+}
+
+/// What an execute worker keeps loaded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Encode, Decode)]
+pub struct LoadedModules {
+    /// Artifacts loaded, each in its own holder process.
+    pub count: u32,
+    /// Their artifact files' sizes, summed: the bound [`ExecuteRequest::module_cache_bytes`]
+    /// applies to.
+    pub bytes: u64,
+    /// Artifacts unloaded to make room while serving this request.
+    pub evicted: u32,
 }
 
 /// How an execute job ended, as observed by the worker.
@@ -101,4 +126,7 @@ pub enum ExecuteResponse {
     /// The worker could not run the job (I/O, fork, pipe).
     #[codec(index = 6)]
     WorkerError(String),
+    /// The artifact's holder process failed the worker and was killed.
+    #[codec(index = 7)]
+    HolderFault(HolderFault),
 }

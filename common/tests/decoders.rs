@@ -14,10 +14,11 @@ use parity_scale_codec::{Decode, Encode};
 use proptest::prelude::*;
 use pvf_common::artifact::{self, HEADER_LEN, Header};
 use pvf_common::compress;
-use pvf_common::error::{ExecJobError, PrepareError};
+use pvf_common::error::{ExecJobError, HolderFault, PrepareError};
 use pvf_common::ipc::frame::{self, FrameError, MAX_FRAME_LEN};
 use pvf_common::message::{
-    ExecuteRequest, ExecuteResponse, Handshake, PrepareRequest, PrepareResponse, Prepared,
+    ExecuteAnswer, ExecuteRequest, ExecuteResponse, Handshake, LoadedModules, PrepareRequest,
+    PrepareResponse, Prepared,
 };
 use pvf_common::params::{ArtifactId, ExecutorParams, PrepKind};
 use pvf_common::sandbox::{Layer, LayerStatus, SecurityStatus};
@@ -238,7 +239,24 @@ fn execute_response() -> impl Strategy<Value = ExecuteResponse> {
         job_death().prop_map(ExecuteResponse::JobDied),
         text().prop_map(ExecuteResponse::BadArtifact),
         text().prop_map(ExecuteResponse::WorkerError),
+        any::<u64>()
+            .prop_map(|waited_ms| ExecuteResponse::HolderFault(HolderFault::Late { waited_ms })),
+        job_death().prop_map(|d| ExecuteResponse::HolderFault(HolderFault::Died(d))),
+        text().prop_map(|m| ExecuteResponse::HolderFault(HolderFault::Garbled(m))),
     ]
+}
+
+fn execute_answer() -> impl Strategy<Value = ExecuteAnswer> {
+    (execute_response(), any::<(u32, u64, u32)>()).prop_map(|(outcome, (count, bytes, evicted))| {
+        ExecuteAnswer {
+            outcome,
+            modules: LoadedModules {
+                count,
+                bytes,
+                evicted,
+            },
+        }
+    })
 }
 
 fn prepare_response() -> impl Strategy<Value = PrepareResponse> {
@@ -281,6 +299,7 @@ proptest! {
         id in artifact_id(),
         validation in validation_params(),
         timeout_ms in any::<u64>(),
+        module_cache_bytes in any::<u64>(),
         mutation in mutation(),
     ) {
         let kind = if timeout_ms % 2 == 0 { PrepKind::Precheck } else { PrepKind::Lenient };
@@ -291,6 +310,7 @@ proptest! {
             params,
             validation_params: validation.encode(),
             timeout_ms,
+            module_cache_bytes,
         };
         round_trips(&execute, &mutation)?;
     }
@@ -299,7 +319,7 @@ proptest! {
     fn worker_to_host_messages_round_trip_and_survive_mutation(
         handshake in handshake(),
         prepared in prepare_response(),
-        executed in execute_response(),
+        executed in execute_answer(),
         mutation in mutation(),
     ) {
         round_trips(&handshake, &mutation)?;
@@ -313,7 +333,7 @@ proptest! {
         decodes_safely::<PrepareRequest>(&payload)?;
         decodes_safely::<PrepareResponse>(&payload)?;
         decodes_safely::<ExecuteRequest>(&payload)?;
-        decodes_safely::<ExecuteResponse>(&payload)?;
+        decodes_safely::<ExecuteAnswer>(&payload)?;
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub enum RuntimeError {
     Local(String),
 }
 
-/// A module ready to run: loaded, verified and linked once per worker.
+/// A module ready to run: loaded and linked once, in its artifact's holder.
 pub struct Runtime {
     pre: InstancePre<HostState>,
 }
@@ -40,8 +40,8 @@ impl Runtime {
     /// Links `module` against the host functions.
     pub fn new(engine: &Engine, module: Module) -> Result<Self, RuntimeError> {
         let linker = host_functions::linker(engine, &module)?;
-        // Build the copy-on-write image of the initial memory here, once, so that jobs forked
-        // from the worker map it instead of each building its own.
+        // Build the copy-on-write image of the initial memory here, once (in the artifact's
+        // holder), so that the jobs it forks map it instead of each building its own.
         module
             .initialize_copy_on_write_image()
             .map_err(|e| RuntimeError::Local(format!("copy-on-write image: {e:#}")))?;

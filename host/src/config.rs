@@ -31,6 +31,12 @@ pub struct Config {
     pub prepare_workers_hard_max: usize,
     /// Execute workers at most (default: 2, as Polkadot).
     pub execute_workers_max: usize,
+    /// Bytes of artifacts each execute worker keeps loaded, summed as artifact file sizes
+    /// (default: 1 GiB, some fifty of today's largest runtimes). Each loaded artifact lives
+    /// in its own process of about its size; past the budget (or past 128 artifacts) the
+    /// least recently used is unloaded, and loaded again (milliseconds) when it is next
+    /// needed.
+    pub execute_worker_module_cache: u64,
     /// Executions accepted at a time, counting those queued, waiting for their artifact and
     /// running; beyond it `execute` fails with [`crate::HostError::QueueFull`] (default: 512).
     pub max_queued_executions: usize,
@@ -89,6 +95,7 @@ impl Config {
             prepare_workers_soft_max: 1,
             prepare_workers_hard_max: 2,
             execute_workers_max: 2,
+            execute_worker_module_cache: 1 << 30,
             max_queued_executions: 512,
             spawn_timeout: Duration::from_secs(10),
             spawn_retry_delay: Duration::from_millis(250),

@@ -249,6 +249,7 @@ fn queue_configs(
         max_workers: config.execute_workers_max.max(1),
         grace: config.worker_grace,
         backing_deadline: config.backing_deadline,
+        module_cache_bytes: config.execute_worker_module_cache,
     };
     (prepare, execute)
 }
@@ -451,6 +452,7 @@ mod tests {
             params: ExecutorParams::default(),
             validation_params: vec![0; MAX_VALIDATION_PARAMS_LEN],
             timeout_ms: u64::MAX,
+            module_cache_bytes: u64::MAX,
         };
         assert!(frame::encode(&request).is_ok());
     }

@@ -71,6 +71,12 @@ pub struct Metrics {
     pub execute_deadline_exceeded: IntCounter,
     /// Cache files the start-up scan could not read (kept, not indexed).
     pub scan_unreadable: IntCounter,
+    /// Bytes of artifacts the execute workers keep loaded, each in its holder process.
+    pub execute_loaded_bytes: IntGauge,
+    /// Artifacts the execute workers keep loaded.
+    pub execute_loaded_artifacts: IntGauge,
+    /// Artifacts execute workers unloaded to stay within their byte budget.
+    pub execute_evictions: IntCounter,
 }
 
 /// Why the metrics could not be registered (a name clash: a bug).
@@ -202,6 +208,18 @@ impl Metrics {
                 "pvf_cache_scan_unreadable",
                 "Cache files the start-up scan could not read; kept on disk, not indexed",
             )?,
+            execute_loaded_bytes: IntGauge::new(
+                "pvf_execute_worker_loaded_bytes",
+                "Bytes of artifacts the execute workers keep loaded (artifact file sizes)",
+            )?,
+            execute_loaded_artifacts: IntGauge::new(
+                "pvf_execute_worker_loaded_artifacts",
+                "Artifacts the execute workers keep loaded, each in its own holder process",
+            )?,
+            execute_evictions: IntCounter::new(
+                "pvf_execute_worker_evictions",
+                "Artifacts execute workers unloaded, least recently used first, to stay within their byte budget",
+            )?,
             registry,
         };
         metrics.register_all()?;
@@ -236,6 +254,9 @@ impl Metrics {
         r.register(Box::new(self.execute_cancelled.clone()))?;
         r.register(Box::new(self.execute_deadline_exceeded.clone()))?;
         r.register(Box::new(self.scan_unreadable.clone()))?;
+        r.register(Box::new(self.execute_loaded_bytes.clone()))?;
+        r.register(Box::new(self.execute_loaded_artifacts.clone()))?;
+        r.register(Box::new(self.execute_evictions.clone()))?;
         Ok(())
     }
 

@@ -6,7 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use parity_scale_codec::Encode;
-use pvf_common::message::{ExecuteRequest, ExecuteResponse, PrepareRequest, PrepareResponse};
+use pvf_common::message::{
+    ExecuteAnswer, ExecuteRequest, ExecuteResponse, PrepareRequest, PrepareResponse,
+};
 use pvf_common::params::{ArtifactId, ExecutorParams, PrepKind};
 use pvf_common::sandbox::{SecurityStatus, WorkerKind};
 use pvf_common::validation::ValidationParams;
@@ -199,8 +201,10 @@ async fn execute_one(
         params: params.clone(),
         validation_params: ValidationParams::default().encode(),
         timeout_ms: 10_000,
+        module_cache_bytes: 1 << 30,
     };
-    match exec.call(&request, Duration::from_secs(60)).await {
+    let answer = exec.call::<_, ExecuteAnswer>(&request, Duration::from_secs(60));
+    match answer.await.map(|answer| answer.outcome) {
         Ok(ExecuteResponse::Ok { result, .. }) if result.head_data == [42] => {
             Ok("executed validate_block: Valid".into())
         }

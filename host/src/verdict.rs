@@ -17,14 +17,18 @@
 //! | runtime construction or instantiation fails (import not provided or of the wrong type, start function traps, initial memory over the bound) | execute | `instantiation` | PossiblyInvalid | 3 |
 //! | wall-clock backstop hit without the CPU limit, or the worker stopped answering | execute | `wall_clock` | PossiblyInvalid | 3 |
 //! | job died of a signal other than SIGSYS, or garbled its answer | execute | `job_died` | PossiblyInvalid | 3 |
+//! | the artifact's holder did not answer by the job's backstop plus a margin (killed) | execute | `wall_clock` | PossiblyInvalid | 3 |
+//! | the artifact's holder died while running the job (not of SIGSYS) | execute | `job_died` | PossiblyInvalid | 3 |
+//! | the artifact's holder killed by seccomp (SIGSYS), also logged as a security event | execute | `seccomp` | Internal | 3 |
+//! | the artifact's holder answered out of turn (another request's answer, a frame too many, a report only the worker may make, garbage): killed, and logged as a security event | execute | `holder_garbled` | Internal | 3 |
 //! | the execute worker's connection broke mid-job | execute | `worker_died` | PossiblyInvalid | 3 |
 //! | job killed by seccomp (SIGSYS), also logged as a security event | execute | `seccomp` | Internal | 3 |
 //! | a stub (a host function outside Polkadot's set) was called | execute | `unsupported_host_function` | Internal | 3 |
 //! | a result larger than this host carries | execute | `host_limit` | Internal | 3 |
-//! | this machine failed: I/O, ENOSPC, fork, confinement, thread start | execute | `local` | Internal | 3 |
+//! | this machine failed: I/O, ENOSPC, fork, confinement, thread start; the artifact's holder could not load the artifact in time, build its memory image (memfd, memory) or confine itself | execute | `local` | Internal | 3 |
 //! | a worker fails to spawn (`EAGAIN`, dies at start, version mismatch) | — | — | none: retried with a backoff until one starts; the job waits | — |
 //! | the re-prepared artifact is bad again for the same request | execute | `bad_artifact` | Internal | 3 |
-//! | a bad artifact header or checksum | — | — | none: the file is deleted, the code re-prepared and re-run | — |
+//! | a bad artifact header or checksum (checked by the execute worker), wasmtime refused the verified bytes, or the holder died deserializing them | — | — | none: the file is deleted, the code re-prepared and re-run | — |
 //! | **execution**: the code cannot be prepared, for any reason (pre-checking rules out bad code; a compiler difference must not vote) | prepare | as below | Internal | 3 |
 //! | **pre-check**: invalid Wasm, a feature not allowed, code the rewriting or the stack limiter refuses, code bomb | prepare | `preparation` | Invalid | 1 |
 //! | **pre-check**: runtime construction fails | prepare | `instantiation` | Internal | 3 |
@@ -42,7 +46,7 @@
 
 use std::fmt;
 
-use pvf_common::error::{ExecJobError, PrepareError};
+use pvf_common::error::{ExecJobError, HolderFault, PrepareError};
 use pvf_common::message::ExecuteResponse;
 use pvf_common::validation::ValidationResult;
 use pvf_common::worker::JobDeath;
@@ -105,6 +109,8 @@ pub enum Reason {
     WallClock(String),
     /// The job process died without an answer.
     JobDied(JobDeath),
+    /// The artifact's holder process failed the execute worker, which killed it.
+    Holder(HolderFault),
     /// The execute worker's connection broke mid-job.
     WorkerDied(String),
     /// The guest called a host function this host does not provide.
@@ -132,6 +138,7 @@ impl Reason {
             Self::Instantiation(_) => "instantiation",
             Self::WallClock(_) => "wall_clock",
             Self::JobDied(death) => death_kind(death),
+            Self::Holder(fault) => holder_kind(fault),
             Self::WorkerDied(_) => "worker_died",
             Self::UnsupportedHostFunction(_) => "unsupported_host_function",
             Self::HostLimit(_) => "host_limit",
@@ -154,6 +161,14 @@ fn death_kind(death: &JobDeath) -> &'static str {
     match death {
         JobDeath::Seccomp => "seccomp",
         JobDeath::Signal(_) | JobDeath::Exited(_) | JobDeath::Garbled(_) => "job_died",
+    }
+}
+
+fn holder_kind(fault: &HolderFault) -> &'static str {
+    match fault {
+        HolderFault::Late { .. } => "wall_clock",
+        HolderFault::Died(death) => death_kind(death),
+        HolderFault::Garbled(_) => "holder_garbled",
     }
 }
 
@@ -184,6 +199,7 @@ impl fmt::Display for Reason {
             Self::Instantiation(m) => write!(f, "instantiation failed: {m}"),
             Self::WallClock(m) | Self::WorkerDied(m) | Self::Local(m) => write!(f, "{m}"),
             Self::JobDied(death) => write!(f, "job {death}"),
+            Self::Holder(fault) => write!(f, "{fault}"),
             Self::UnsupportedHostFunction(name) => {
                 write!(f, "call to unsupported host function `{name}`")
             }
@@ -243,6 +259,7 @@ impl Verdict {
             ExecuteResponse::JobDied(death) => Self::from_job_death(death),
             ExecuteResponse::BadArtifact(reason) => Self::Internal(Reason::BadArtifact(reason)),
             ExecuteResponse::WorkerError(reason) => Self::Internal(Reason::Local(reason)),
+            ExecuteResponse::HolderFault(fault) => Self::from_holder_fault(fault),
         }
     }
 
@@ -280,6 +297,25 @@ impl Verdict {
             }
             JobDeath::Signal(_) | JobDeath::Exited(_) | JobDeath::Garbled(_) => {
                 Self::PossiblyInvalid(Reason::JobDied(death))
+            }
+        }
+    }
+
+    /// The verdict when the artifact's holder process failed the execute worker (which
+    /// killed it). Only that artifact's requests reach a holder.
+    pub fn from_holder_fault(fault: HolderFault) -> Self {
+        match fault {
+            // The holder's job had to end by this time; like the backstop itself.
+            HolderFault::Late { .. } => Self::PossiblyInvalid(Reason::Holder(fault)),
+            HolderFault::Died(JobDeath::Seccomp) => {
+                tracing::error!(target: "pvf::security", "artifact holder killed by seccomp");
+                Self::Internal(Reason::Holder(fault))
+            }
+            HolderFault::Died(_) => Self::PossiblyInvalid(Reason::Holder(fault)),
+            // Honest holders never do this: a bug, or a holder compromised by its artifact.
+            HolderFault::Garbled(_) => {
+                tracing::error!(target: "pvf::security", "{fault}");
+                Self::Internal(Reason::Holder(fault))
             }
         }
     }
@@ -351,6 +387,23 @@ mod tests {
         assert_eq!(verdict.reason().map(Reason::kind), Some("seccomp"));
         let precheck = Verdict::from_precheck_error(PrepareError::JobDied(JobDeath::Seccomp));
         assert!(matches!(precheck, Verdict::Internal(_)));
+    }
+
+    #[test]
+    fn a_failed_holder_never_votes_invalid() {
+        for (fault, possibly_invalid) in [
+            (HolderFault::Late { waited_ms: 9 }, true),
+            (HolderFault::Died(JobDeath::Signal(libc::SIGKILL)), true),
+            (HolderFault::Died(JobDeath::Seccomp), false),
+            (HolderFault::Garbled("seq 3 for 4".into()), false),
+        ] {
+            let verdict = Verdict::from_holder_fault(fault);
+            match verdict {
+                Verdict::PossiblyInvalid(_) => assert!(possibly_invalid, "{verdict}"),
+                Verdict::Internal(_) => assert!(!possibly_invalid, "{verdict}"),
+                other => panic!("{other}"),
+            }
+        }
     }
 
     #[test]

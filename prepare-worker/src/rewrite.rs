@@ -17,11 +17,11 @@
 //! (36, wasmparser 0.236) allows, 131,072; ours allows more.
 
 use pvf_common::host_api::ValueType;
+use wasm_instrument::parity_wasm;
 use wasm_instrument::parity_wasm::elements::{
     self, ExportEntry, External, Instruction, Internal, MemorySection, MemoryType, Module, Section,
     Type,
 };
-use wasm_instrument::parity_wasm;
 
 /// The most `br_table` targets Polkadot's wasmtime validates.
 pub const MAX_BR_TABLE_TARGETS: usize = 128 * 1024;

@@ -10,13 +10,16 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use parity_scale_codec::{Decode, Encode};
+use pvf_common::ipc::frame;
 use pvf_common::sandbox::rlimits::JobRlimits;
 use pvf_common::sandbox::{self, Layer, WorkerContext, WorkerKind};
 use pvf_common::worker::JobDeath;
-use pvf_common::worker::job_process::{JobEnd, JobLimits, run_job};
+use pvf_common::worker::child::{self, ChildFault, OUTPUT_FD, exit_now, fork_child};
+use pvf_common::worker::job_process::{EXIT_CONFINE_FAILED, JobEnd, JobLimits, run_job};
 
 /// What the test tells an attempt about the world outside the sandbox.
 #[derive(Clone, Debug, Encode, Decode)]
@@ -37,6 +40,9 @@ pub struct AttemptRequest {
     pub udp_port: u16,
     /// The job's rlimits (small, so resource attempts stop quickly).
     pub rlimits: JobRlimits,
+    /// Run the attempt in the worker process itself rather than in a job: the negative
+    /// control of attempts on what a job inherits.
+    pub in_worker: bool,
 }
 
 /// How an attempt ended.
@@ -251,6 +257,102 @@ pub const ATTEMPTS: &[Attempt] = &[
         body: allocate,
     },
     Attempt {
+        name: "job_cannot_write_to_inherited_fds",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Seccomp]],
+        body: write_inherited_fds,
+    },
+    Attempt {
+        name: "prepare_job_cannot_write_to_inherited_fds",
+        kind: WorkerKind::Prepare,
+        blockers: &[],
+        body: write_inherited_fds,
+    },
+    Attempt {
+        name: "job_cannot_map_shared_memory",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Seccomp]],
+        body: map_shared_memory,
+    },
+    Attempt {
+        name: "prepare_job_cannot_map_shared_memory",
+        kind: WorkerKind::Prepare,
+        blockers: &[&[Seccomp]],
+        body: map_shared_memory,
+    },
+    Attempt {
+        name: "job_cannot_take_memory_through_memfds",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Seccomp]],
+        body: memfd_memory,
+    },
+    Attempt {
+        name: "job_cannot_map_executable_memory",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Seccomp]],
+        body: map_executable,
+    },
+    Attempt {
+        name: "job_cannot_make_memory_executable",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Seccomp]],
+        body: make_executable,
+    },
+    Attempt {
+        name: "job_cannot_clone_a_thread_into_new_namespaces",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Seccomp]],
+        body: clone_thread_into_namespaces,
+    },
+    Attempt {
+        name: "job_cannot_use_userfaultfd",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Seccomp]],
+        body: userfaultfd,
+    },
+    Attempt {
+        name: "job_cannot_write_another_process_memory",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Seccomp]],
+        body: process_vm_writev,
+    },
+    Attempt {
+        name: "job_cannot_take_another_process_descriptor",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Seccomp]],
+        body: pidfd_getfd,
+    },
+    Attempt {
+        name: "holder_cannot_read_etc_passwd",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Namespaces], &[Landlock], &[Seccomp]],
+        body: read_etc_passwd,
+    },
+    Attempt {
+        name: "holder_cannot_connect_to_the_host_socket",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Namespaces], &[Seccomp]],
+        body: connect_host_socket,
+    },
+    Attempt {
+        name: "holder_cannot_signal_the_worker",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Namespaces], &[Seccomp]],
+        body: kill_worker,
+    },
+    Attempt {
+        name: "holder_cannot_execve",
+        kind: WorkerKind::Execute,
+        blockers: &[&[Seccomp]],
+        body: execve_bad_pointer,
+    },
+    Attempt {
+        name: "holder_cannot_write_to_inherited_fds",
+        kind: WorkerKind::Execute,
+        blockers: &[],
+        body: write_inherited_fds,
+    },
+    Attempt {
         name: "job_can_sleep",
         kind: WorkerKind::Execute,
         blockers: &[],
@@ -285,12 +387,23 @@ impl pvf_common::worker::Handler for Attempter {
     }
 }
 
+/// The descriptors the worker held when it forked the job: recorded in the worker just
+/// before the fork, read by the job in its copy of the worker's memory.
+static WORKER_FDS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
 fn run(ctx: &WorkerContext, request: AttemptRequest) -> AttemptOutcome {
     let Some(attempt) = attempt(&request.name) else {
         return AttemptOutcome::Error(format!("unknown attempt {}", request.name));
     };
     let mut ctx = ctx.clone();
     ctx.rlimits = request.rlimits;
+    *WORKER_FDS.lock().unwrap_or_else(|e| e.into_inner()) = open_fds();
+    if request.in_worker {
+        return outcome((attempt.body)(&request, &ctx));
+    }
+    if attempt.name.starts_with("holder_") {
+        return run_in_holder(&ctx, &request, attempt);
+    }
     let limits = JobLimits::from_cpu(Duration::from_secs(10));
     let end = run_job(
         limits,
@@ -308,6 +421,41 @@ fn run(ctx: &WorkerContext, request: AttemptRequest) -> AttemptOutcome {
         Ok(JobEnd::Died(death)) => AttemptOutcome::Died(death),
         Ok(JobEnd::TimedOut { .. } | JobEnd::WallClockExceeded { .. }) => AttemptOutcome::TimedOut,
         Err(e) => AttemptOutcome::Error(e.to_string()),
+    }
+}
+
+fn outcome(result: Result<String, String>) -> AttemptOutcome {
+    match result {
+        Ok(detail) => AttemptOutcome::Reached(detail),
+        Err(detail) => AttemptOutcome::Refused(detail),
+    }
+}
+
+/// Runs an attempt as an execute worker's artifact holder would: forked with nothing but its
+/// pipes and confined by the holder's layers, where a crafted artifact's code would run.
+fn run_in_holder(
+    ctx: &WorkerContext,
+    request: &AttemptRequest,
+    attempt: &Attempt,
+) -> AttemptOutcome {
+    let holder = fork_child(ctx.job_isolation(), &[], || {
+        let (_input, mut output) = child::pipes();
+        if sandbox::confine_holder(ctx).is_err() {
+            exit_now(EXIT_CONFINE_FAILED);
+        }
+        let _ = frame::write(&mut output, &(attempt.body)(request, ctx));
+    });
+    let mut holder = match holder {
+        Ok(holder) => holder,
+        Err(e) => return AttemptOutcome::Error(e.to_string()),
+    };
+    let answer = holder.receive(Instant::now() + Duration::from_secs(10));
+    match answer.map(|bytes| frame::decode::<Result<String, String>>(&bytes)) {
+        Ok(Ok(result)) => outcome(result),
+        Ok(Err(e)) => AttemptOutcome::Error(e.to_string()),
+        Err(ChildFault::Died(death)) => AttemptOutcome::Died(death),
+        Err(ChildFault::Late(_)) => AttemptOutcome::TimedOut,
+        Err(fault) => AttemptOutcome::Error(fault.to_string()),
     }
 }
 
@@ -580,16 +728,28 @@ fn big_file(r: &AttemptRequest, ctx: &WorkerContext) -> Result<String, String> {
 
 /// Maps and touches twice the data limit, in 8 MiB steps.
 fn allocate(r: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    map_twice_the_data_limit(r, libc::MAP_PRIVATE)
+}
+
+/// Maps and touches twice the data limit as shared anonymous memory: memory RLIMIT_DATA
+/// does not count.
+fn map_shared_memory(r: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    map_twice_the_data_limit(r, libc::MAP_SHARED)
+}
+
+/// Maps (`sharing`: private or shared) and touches anonymous memory, 8 MiB at a time, up to
+/// twice the data limit.
+fn map_twice_the_data_limit(r: &AttemptRequest, sharing: libc::c_int) -> Result<String, String> {
     const STEP: usize = 8 << 20;
     let mut total = 0u64;
     while total < 2 * r.rlimits.data {
-        // SAFETY: a fresh anonymous private mapping, written only through its own pointer.
+        // SAFETY: a fresh anonymous mapping, written only through its own pointer.
         let ptr = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 STEP,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                sharing | libc::MAP_ANONYMOUS,
                 -1,
                 0,
             )
@@ -616,4 +776,167 @@ fn sleep_briefly(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String
 /// A job that does nothing: measures the per-job cost of the sandbox.
 fn return_at_once(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
     Ok(String::new())
+}
+
+/// Descriptors open in this process.
+fn open_fds() -> Vec<i32> {
+    // SAFETY: F_GETFD only reads a descriptor's flags.
+    (0..1024)
+        .filter(|fd| unsafe { libc::fcntl(*fd, libc::F_GETFD) } >= 0)
+        .collect()
+}
+
+/// Writes to every descriptor the worker held (but the job's own output pipe, which may
+/// reuse one's number) with a null buffer: an open, writable descriptor answers EFAULT and
+/// nothing is written; a closed one EBADF; the job's fd filter EPERM.
+fn write_inherited_fds(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    let fds = WORKER_FDS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut reached = false;
+    let mut answers = Vec::new();
+    for fd in fds.into_iter().filter(|fd| *fd != OUTPUT_FD) {
+        // SAFETY: a null buffer: the kernel copies nothing (EFAULT) if it gets that far.
+        let ret = unsafe { libc::write(fd, std::ptr::null(), 1) };
+        let err = std::io::Error::last_os_error();
+        reached |= ret >= 0 || err.raw_os_error() == Some(libc::EFAULT);
+        answers.push(format!("fd {fd}: {err}"));
+    }
+    let answers = answers.join("; ");
+    if reached { Ok(answers) } else { Err(answers) }
+}
+
+/// Takes twice the data limit as memfds no larger than the file-size limit, each mapped,
+/// touched and its descriptor closed (the mapping keeps the memory): memory neither
+/// RLIMIT_DATA nor RLIMIT_FSIZE nor RLIMIT_NOFILE bounds.
+fn memfd_memory(r: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    let size = r.rlimits.file_size.min(8 << 20) as usize;
+    let mut total = 0u64;
+    while total < 2 * r.rlimits.data {
+        let failed = |what: &str| {
+            Err(format!(
+                "{what} after {total} bytes: {}",
+                std::io::Error::last_os_error()
+            ))
+        };
+        // SAFETY: a valid name; the new descriptor is ours.
+        let fd = unsafe { libc::memfd_create(c"attempt".as_ptr(), 0) };
+        if fd < 0 {
+            return failed("memfd_create");
+        }
+        // SAFETY: sizing our own memfd.
+        if unsafe { libc::ftruncate(fd, size as libc::off_t) } != 0 {
+            return failed("ftruncate");
+        }
+        // SAFETY: a fresh shared mapping of our own memfd, written only through its pointer.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return failed("mmap(memfd)");
+        }
+        // SAFETY: ptr points at `size` writable bytes; the descriptor is ours to close.
+        unsafe {
+            std::ptr::write_bytes(ptr.cast::<u8>(), 1, size);
+            libc::close(fd);
+        }
+        total += size as u64;
+    }
+    Ok(format!("took {total} bytes through memfds"))
+}
+
+/// Maps anonymous memory executable.
+fn map_executable(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    // SAFETY: a fresh anonymous mapping that nothing executes.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_EXEC,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(format!(
+            "mmap(PROT_EXEC): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok("mapped executable memory".into())
+}
+
+/// Makes writable memory executable.
+fn make_executable(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    // SAFETY: a fresh anonymous mapping that nothing executes.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(format!("mmap: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: changing the protection of our own mapping.
+    let ret = unsafe { libc::mprotect(ptr, 4096, libc::PROT_READ | libc::PROT_EXEC) };
+    libc_result(ret, "mprotect(PROT_EXEC)")
+}
+
+/// `clone(CLONE_THREAD | CLONE_NEWUSER)`: the kernel refuses the combination (EINVAL), so
+/// reaching it creates nothing.
+fn clone_thread_into_namespaces(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    let flags = libc::CLONE_THREAD | libc::CLONE_SIGHAND | libc::CLONE_VM | libc::CLONE_NEWUSER;
+    // SAFETY: the kernel rejects these flags together before creating anything.
+    reached(
+        unsafe { libc::syscall(libc::SYS_clone, flags as libc::c_ulong, 0, 0, 0, 0) },
+        "clone(CLONE_THREAD | CLONE_NEWUSER)",
+    )
+}
+
+fn userfaultfd(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    // SAFETY: creates at most a descriptor, closed at once.
+    let fd = unsafe { libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC) };
+    if fd >= 0 {
+        // SAFETY: closing the descriptor we just got.
+        unsafe { libc::close(fd as i32) };
+    }
+    reached(fd, "userfaultfd")
+}
+
+fn process_vm_writev(r: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    // SAFETY: a null local iovec: the kernel answers EFAULT (or ESRCH, EPERM) and writes
+    // nothing into the host.
+    reached(
+        unsafe {
+            libc::syscall(
+                libc::SYS_process_vm_writev,
+                r.host_pid as libc::pid_t,
+                std::ptr::null::<libc::iovec>(),
+                1usize,
+                std::ptr::null::<libc::iovec>(),
+                1usize,
+                0usize,
+            )
+        },
+        "process_vm_writev(host)",
+    )
+}
+
+fn pidfd_getfd(_: &AttemptRequest, _: &WorkerContext) -> Result<String, String> {
+    // SAFETY: an invalid pidfd: EBADF, no descriptor is taken.
+    reached(
+        unsafe { libc::syscall(libc::SYS_pidfd_getfd, -1, 0, 0) },
+        "pidfd_getfd",
+    )
 }

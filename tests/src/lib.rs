@@ -341,7 +341,8 @@ pub fn is_running(pid: i32) -> bool {
 }
 
 /// The execute jobs running now under the host whose cache is `cache`, as (worker, job)
-/// pids: a job forked ahead of time sleeps on its input pipe until it gets work.
+/// pids. A job is the child of its artifact's holder, the worker's child; a job forked ahead
+/// of time sleeps on its input pipe until it gets work.
 pub fn running_execute_jobs(cache: &Path) -> Vec<(i32, i32)> {
     let workers = child_processes(&format!("{}/workers/execute-", cache.display()));
     workers
@@ -349,6 +350,7 @@ pub fn running_execute_jobs(cache: &Path) -> Vec<(i32, i32)> {
         .flat_map(|worker| {
             children_of(worker)
                 .into_iter()
+                .flat_map(children_of)
                 .filter(|job| is_running(*job))
                 .map(move |job| (worker, job))
         })

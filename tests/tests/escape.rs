@@ -1,7 +1,7 @@
 //! Escape tests: each attempt (tests/src/escape.rs) runs in a real job process of a
-//! test-only worker, three ways: with every layer on (blocked), with every layer off (the
-//! negative control: it must get through), and with each layer meant to block it on alone
-//! (blocked). A layer this machine cannot apply skips with a printed reason, or fails when
+//! test-only worker (the `holder_*` ones in an artifact holder's confinement), three ways:
+//! with every layer on (blocked), with every layer off (the negative control: it must get
+//! through), and with each layer meant to block it on alone (blocked). A layer this machine cannot apply skips with a printed reason, or fails when
 //! `PVF_REQUIRE_SANDBOX=1` (CI).
 //!
 //! When run as root, `escape_suite_passes_unprivileged` also runs every attempt test as a
@@ -49,7 +49,7 @@ impl World {
         }
     }
 
-    fn request(&self, name: &str, worker_pid: u32) -> AttemptRequest {
+    fn request(&self, name: &str, worker_pid: u32, in_worker: bool) -> AttemptRequest {
         AttemptRequest {
             name: name.into(),
             host_pid: std::process::id(),
@@ -64,6 +64,7 @@ impl World {
                 processes: 8,
                 data: 256 << 20,
             },
+            in_worker,
         }
     }
 }
@@ -103,8 +104,18 @@ async fn spawn(
     WorkerProcess::spawn(&spec).await
 }
 
-/// Runs one attempt under `layers`; `None` if the layers cannot be applied here.
+/// Runs one attempt in a job under `layers`; `None` if the layers cannot be applied here.
 async fn run(world: &World, name: &str, layers: Layers) -> Option<AttemptOutcome> {
+    run_in(world, name, layers, false).await
+}
+
+/// Runs one attempt under `layers`, in a job or in the worker itself.
+async fn run_in(
+    world: &World,
+    name: &str,
+    layers: Layers,
+    in_worker: bool,
+) -> Option<AttemptOutcome> {
     let attempt = attempt(name).expect("known attempt");
     let mut worker = match spawn(world, attempt.kind, layers).await {
         Ok(worker) => worker,
@@ -119,7 +130,7 @@ async fn run(world: &World, name: &str, layers: Layers) -> Option<AttemptOutcome
     }
     let outcome = worker
         .call::<_, AttemptOutcome>(
-            &world.request(name, worker.pid().expect("a live worker")),
+            &world.request(name, worker.pid().expect("a live worker"), in_worker),
             Duration::from_secs(60),
         )
         .await
@@ -161,7 +172,7 @@ async fn check(name: &str) {
 }
 
 macro_rules! attempt_tests {
-    ($($name:ident),* $(,)?) => {
+    ($($name:ident),* $(,)?; custom: $($custom:ident),* $(,)?) => {
         $(
             #[tokio::test]
             async fn $name() {
@@ -171,7 +182,7 @@ macro_rules! attempt_tests {
         /// Every attempt in the list has a test here.
         #[test]
         fn every_attempt_has_a_test() {
-            let tested = [$(stringify!($name)),*];
+            let tested = [$(stringify!($name),)* $(stringify!($custom)),*];
             for attempt in ATTEMPTS {
                 assert!(attempt.name.starts_with("job_can_") || tested.contains(&attempt.name), "{} has no test", attempt.name);
             }
@@ -209,7 +220,86 @@ attempt_tests!(
     job_cannot_fork_bomb,
     job_cannot_write_an_unbounded_file,
     job_cannot_allocate_past_its_memory_limit,
+    job_cannot_map_shared_memory,
+    prepare_job_cannot_map_shared_memory,
+    job_cannot_take_memory_through_memfds,
+    job_cannot_map_executable_memory,
+    job_cannot_make_memory_executable,
+    job_cannot_clone_a_thread_into_new_namespaces,
+    job_cannot_use_userfaultfd,
+    job_cannot_write_another_process_memory,
+    job_cannot_take_another_process_descriptor,
+    holder_cannot_read_etc_passwd,
+    holder_cannot_connect_to_the_host_socket,
+    holder_cannot_signal_the_worker,
+    holder_cannot_execve;
+    custom:
+    job_cannot_write_to_inherited_fds,
+    prepare_job_cannot_write_to_inherited_fds,
+    holder_cannot_write_to_inherited_fds,
 );
+
+/// Runs an attempt to write to every descriptor the worker held, and checks each answer:
+/// `errno` is what every write must get with every layer on, with none, and with each
+/// blocking layer alone. With no layer the job holds none of them already (EBADF: the
+/// write reached the kernel and found no descriptor). The negative control is the worker
+/// itself, which still holds them: its writes reach the host socket and stdio (EFAULT, from
+/// the null buffer, so nothing is written).
+async fn inherited_fds(name: &str, errno_with_all: i32) {
+    let world = World::new();
+    let all_answer = |outcome: &AttemptOutcome, errno: i32| {
+        let AttemptOutcome::Refused(answers) = outcome else {
+            panic!("{name}: {outcome:?}");
+        };
+        let want = format!("(os error {errno})");
+        assert!(
+            answers.split("; ").all(|a| a.ends_with(&want)),
+            "{name}: every write must fail with {want}: {answers}"
+        );
+        assert!(
+            answers.contains("fd 2:"),
+            "{name}: stderr was tried: {answers}"
+        );
+    };
+    if let Some(outcome) = run_in(&world, name, Layers::NONE, true).await {
+        assert!(
+            matches!(&outcome, AttemptOutcome::Reached(a) if a.contains("(os error 14)")),
+            "{name}: negative control (the worker's own descriptors) must be writable: {outcome:?}"
+        );
+    }
+    if let Some(outcome) = run(&world, name, Layers::NONE).await {
+        all_answer(&outcome, libc::EBADF);
+    }
+    if let Some(outcome) = run(&world, name, Layers::ALL).await {
+        all_answer(&outcome, errno_with_all);
+    }
+    for blockers in attempt(name).unwrap().blockers {
+        let layers = blockers.iter().fold(Layers::NONE, |l, b| l.with(*b));
+        if let Some(outcome) = run(&world, name, layers).await {
+            all_answer(&outcome, errno_with_all);
+        }
+    }
+}
+
+/// With the seccomp layer, the job's fd filter fails each write with EPERM.
+#[tokio::test]
+async fn job_cannot_write_to_inherited_fds() {
+    inherited_fds("job_cannot_write_to_inherited_fds", libc::EPERM).await;
+}
+
+/// An artifact holder writes to its jobs' pipes, so its writes are not narrowed by
+/// descriptor: it holds no inherited descriptor, so each write finds none.
+#[tokio::test]
+async fn holder_cannot_write_to_inherited_fds() {
+    inherited_fds("holder_cannot_write_to_inherited_fds", libc::EBADF).await;
+}
+
+/// A prepare job's writes are not narrowed by descriptor yet (it still writes its artifact
+/// to a file it opens): it holds no inherited descriptor, so each write finds none.
+#[tokio::test]
+async fn prepare_job_cannot_write_to_inherited_fds() {
+    inherited_fds("prepare_job_cannot_write_to_inherited_fds", libc::EBADF).await;
+}
 
 fn proc_status(pid: u32, field: &str) -> String {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -256,7 +346,7 @@ async fn worker_and_job_processes_show_the_sandbox() {
     assert_eq!(names(worker.dir()), vec!["marker".to_string()]);
 
     // During a job, the job process is under seccomp too.
-    let request = world.request("job_can_sleep", pid);
+    let request = world.request("job_can_sleep", pid, false);
     let call = worker.call::<_, AttemptOutcome>(&request, Duration::from_secs(30));
     let look = async {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -335,7 +425,7 @@ fn escape_suite_passes_unprivileged() {
     let output = std::process::Command::new("setpriv")
         .args(["--reuid", USER, "--regid", USER, "--clear-groups", "--"])
         .arg(&test_exe)
-        .args(["job_", "--test-threads=2"])
+        .args(["_cannot_", "--test-threads=2"])
         .env(BIN_DIR_ENV, dir.path())
         .env("TMPDIR", "/tmp")
         .current_dir(dir.path())

@@ -14,7 +14,8 @@ use pvf_host::{
 };
 use pvf_tests::{
     adder_head, adder_params, adder_variant, assert_adder_valid, child_processes, children_of,
-    execute, guest, host_config, is_running, slow_to_compile_guest, start_host,
+    execute, guest, host_config, is_running, slow_to_compile_guest, start_host, start_host_task,
+    stop_host,
 };
 
 const LIMIT_MS: u64 = 400;
@@ -128,40 +129,84 @@ async fn nine_halt_jobs_on_two_workers_all_get_a_verdict() {
     assert_adder_valid(&host, &guest("adder"), 5, 6).await;
 }
 
-/// Starts a long halt job, waits for its worker, applies `act` to the worker's pid, and
-/// returns the verdict.
+/// The processes of a running execute job.
+#[derive(Clone, Copy, Debug)]
+struct Running {
+    /// The execute worker.
+    worker: i32,
+    /// The holder of the job's artifact: the worker's child.
+    holder: i32,
+    /// The job: the holder's child.
+    job: i32,
+}
+
+/// This test's execute workers (other tests run hosts in this process at the same time).
+fn execute_workers(cache: &tempfile::TempDir) -> Vec<i32> {
+    child_processes(&format!("{}/workers/execute-", cache.path().display()))
+}
+
+/// Starts a long halt job, waits for its processes, applies `act` to them, and returns the
+/// verdict.
 async fn halt_and(
     host: &ValidationHost,
     cache: &tempfile::TempDir,
-    act: impl FnOnce(i32),
+    act: impl FnOnce(Running),
 ) -> Verdict {
     let running = {
         let host = host.clone();
         tokio::spawn(async move { halt(&host, 1_000).await })
     };
     let deadline = Instant::now() + Duration::from_secs(20);
-    let worker = loop {
-        // Only this test's workers: other tests run hosts in this process at the same time.
-        let workers = child_processes(&format!("{}/workers/execute-", cache.path().display()));
-        // The job is running once a child of the worker is on a CPU: a job forked ahead of
-        // time sleeps on its input pipe until it gets work.
-        if let Some(pid) = workers
-            .iter()
-            .find(|pid| children_of(**pid).into_iter().any(is_running))
-        {
-            break *pid;
+    let found = loop {
+        // The job is running once a holder's child is on a CPU: a job forked ahead of time
+        // sleeps on its input pipe until it gets work.
+        let found = execute_workers(cache).into_iter().find_map(|worker| {
+            children_of(worker).into_iter().find_map(|holder| {
+                let job = children_of(holder)
+                    .into_iter()
+                    .find(|job| is_running(*job))?;
+                Some(Running {
+                    worker,
+                    holder,
+                    job,
+                })
+            })
+        });
+        if let Some(found) = found {
+            break found;
         }
         assert!(Instant::now() < deadline, "the job never started");
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     // Let the job process get past its own set-up (it arms its parent-death signal first).
     tokio::time::sleep(Duration::from_millis(100)).await;
-    act(worker);
+    act(found);
     tokio::time::timeout(Duration::from_secs(20), running)
         .await
         .expect("no hang")
         .unwrap()
         .verdict
+}
+
+fn signal(pid: i32, signal: Signal) {
+    kill(Pid::from_raw(pid), signal).unwrap();
+}
+
+/// Waits until a killed process has ended (it may stay a zombie until its parent reaps it).
+async fn wait_until_dead(pid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(") ")
+            .next()
+            .and_then(|rest| rest.chars().next());
+        if matches!(state, None | Some('Z')) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{pid} did not die");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,35 +218,114 @@ async fn a_stopped_or_killed_worker_or_job_gives_the_documented_verdict_and_work
         c.worker_grace = Duration::from_millis(500);
     }))
     .await;
-    let signal = |pid: i32, signal| kill(Pid::from_raw(pid), signal).unwrap();
 
-    let verdict = halt_and(&host, &cache, |worker| signal(worker, Signal::SIGSTOP)).await;
+    let verdict = halt_and(&host, &cache, |r| signal(r.worker, Signal::SIGSTOP)).await;
     assert!(
         matches!(&verdict, Verdict::PossiblyInvalid(r) if r.to_string().contains("did not answer")),
         "{verdict}"
     );
     assert_adder_valid(&host, &guest("adder"), 5, 6).await;
 
-    let verdict = halt_and(&host, &cache, |worker| signal(worker, Signal::SIGKILL)).await;
+    let verdict = halt_and(&host, &cache, |r| signal(r.worker, Signal::SIGKILL)).await;
     assert!(matches!(&verdict, Verdict::PossiblyInvalid(_)), "{verdict}");
     assert_adder_valid(&host, &guest("adder"), 5, 6).await;
 
-    let verdict = halt_and(&host, &cache, |worker| {
-        let running: Vec<i32> = children_of(worker)
-            .into_iter()
-            .filter(|job| is_running(*job))
-            .collect();
-        assert!(!running.is_empty(), "no running job to kill");
-        for job in running {
-            signal(job, Signal::SIGKILL);
-        }
-    })
-    .await;
+    let verdict = halt_and(&host, &cache, |r| signal(r.job, Signal::SIGKILL)).await;
     assert!(
         matches!(&verdict, Verdict::PossiblyInvalid(r) if r.kind() == "job_died" && r.to_string().contains("signal 9")),
         "{verdict}"
     );
     assert_adder_valid(&host, &guest("adder"), 5, 6).await;
+}
+
+/// A holder that stops answering or dies costs only its own artifact's request: the worker
+/// kills it, answers that request, and goes on serving the other artifacts from the same
+/// process, whose holders it keeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_or_killed_holder_costs_only_its_own_request() {
+    let _cpu = CPU_HEAVY.lock().await;
+    let cache = tempfile::tempdir().unwrap();
+    let host = start_host(config(&cache, |c| {
+        c.execute_workers_max = 1;
+        // Past the worker's own wait for a holder (the job's backstop plus half a second).
+        c.worker_grace = Duration::from_secs(3);
+    }))
+    .await;
+    assert_adder_valid(&host, &guest("adder"), 1, 2).await;
+    let [worker] = execute_workers(&cache)[..] else {
+        panic!("one execute worker");
+    };
+    let [adder_holder] = children_of(worker)[..] else {
+        panic!("one holder");
+    };
+
+    let verdict = halt_and(&host, &cache, |r| signal(r.holder, Signal::SIGSTOP)).await;
+    assert!(
+        matches!(&verdict, Verdict::PossiblyInvalid(r) if r.kind() == "wall_clock" && r.to_string().contains("holder did not answer")),
+        "{verdict}"
+    );
+    let verdict = halt_and(&host, &cache, |r| signal(r.holder, Signal::SIGKILL)).await;
+    assert!(
+        matches!(&verdict, Verdict::PossiblyInvalid(r) if r.kind() == "job_died" && r.to_string().contains("holder died") && r.to_string().contains("signal 9")),
+        "{verdict}"
+    );
+    // The same worker, still holding the adder in the same holder, serves it.
+    assert_eq!(execute_workers(&cache), vec![worker]);
+    assert!(children_of(worker).contains(&adder_holder));
+    assert_adder_valid(&host, &guest("adder"), 3, 4).await;
+    assert!(children_of(worker).contains(&adder_holder));
+
+    // A holder killed while idle is loaded again for its next request, which is Valid.
+    signal(adder_holder, Signal::SIGKILL);
+    wait_until_dead(adder_holder).await;
+    assert_adder_valid(&host, &guest("adder"), 5, 6).await;
+    assert_eq!(execute_workers(&cache), vec![worker]);
+    assert!(!children_of(worker).contains(&adder_holder));
+}
+
+/// Each worker keeps its loaded artifacts within the byte budget, unloading the least
+/// recently used (their holder processes end), and says so in the metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn execute_workers_keep_loaded_artifacts_within_their_byte_budget() {
+    let cache = tempfile::tempdir().unwrap();
+    let variants: Vec<Vec<u8>> = (0..5).map(adder_variant).collect();
+    // An adder artifact's size, as the worker counts it.
+    let (host, task) = start_host_task(config(&cache, |_| {})).await;
+    assert_adder_valid(&host, &variants[0], 1, 2).await;
+    let artifact = host.metrics().execute_loaded_bytes.get() as u64;
+    assert!(artifact > 0);
+    stop_host(host, task).await;
+    // Room for two adder artifacts, not three.
+    let budget = 2 * artifact + artifact / 2;
+    let host = start_host(config(&cache, |c| {
+        c.execute_workers_max = 1;
+        c.execute_worker_module_cache = budget;
+    }))
+    .await;
+    for code in &variants {
+        assert_adder_valid(&host, code, 1, 2).await;
+    }
+    let metrics = host.metrics();
+    let loaded = metrics.execute_loaded_bytes.get() as u64;
+    assert!(
+        loaded <= budget && loaded > artifact,
+        "{loaded} bytes loaded, budget {budget}"
+    );
+    assert_eq!(metrics.execute_loaded_artifacts.get(), 2);
+    assert_eq!(metrics.execute_evictions.get(), 3);
+    let [worker] = execute_workers(&cache)[..] else {
+        panic!("one execute worker");
+    };
+    assert_eq!(children_of(worker).len(), 2, "an unloaded holder has ended");
+    // The first was unloaded: it loads again (unloading another) and is Valid.
+    assert_adder_valid(&host, &variants[0], 7, 8).await;
+    assert_eq!(metrics.execute_evictions.get(), 4);
+    let text = metrics.encode();
+    assert!(text.contains("pvf_execute_worker_evictions 4\n"), "{text}");
+    assert!(
+        text.contains("pvf_execute_worker_loaded_artifacts 2\n"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

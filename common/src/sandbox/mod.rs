@@ -7,8 +7,11 @@
 //!   filter.
 //! - [`confine_job`] runs in each job process before it touches untrusted bytes: give up
 //!   the capabilities of the job's own user namespace, rlimits, then the job's seccomp
-//!   filter, last. (The job was forked into its own user and PID namespaces:
-//!   [`WorkerContext::job_isolation`].)
+//!   filters, last. (A prepare job was forked into its own user and PID namespaces
+//!   ([`WorkerContext::job_isolation`]), an execute job into its artifact holder's; either
+//!   holds only its two pipes: [`crate::worker::child`].)
+//! - [`confine_holder`] does the same for an execute worker's artifact holder, the process
+//!   that deserializes one artifact and forks that artifact's jobs, with its own filter.
 //!
 //! Threat model (DESIGN.md): a compiler or runtime bug gives the guest arbitrary code
 //! execution in the job process. It must not read or write outside the worker dir, reach the
@@ -167,6 +170,9 @@ pub struct WorkerContext {
     pub rlimits: JobRlimits,
     /// The job's seccomp filters, compiled once per worker (when the seccomp layer is on).
     pub job_filters: Option<Vec<BpfProgram>>,
+    /// An execute worker's artifact holders' seccomp filters, compiled once per worker (when
+    /// the seccomp layer is on).
+    pub holder_filters: Option<Vec<BpfProgram>>,
 }
 
 impl WorkerContext {
@@ -198,6 +204,7 @@ pub fn harden_worker(
         layers: Layers::NONE,
         rlimits: JobRlimits::default(),
         job_filters: None,
+        holder_filters: None,
     };
     let mut report = Vec::new();
     for layer in Layer::ALL {
@@ -260,8 +267,13 @@ fn apply_worker_layer(layer: Layer, ctx: &mut WorkerContext) -> Result<String, S
             let worker =
                 seccomp::compile(ctx.kind, seccomp::Stage::Worker).map_err(|e| e.to_string())?;
             let job = seccomp::compile(ctx.kind, seccomp::Stage::Job).map_err(|e| e.to_string())?;
+            let holder = (ctx.kind == WorkerKind::Execute)
+                .then(|| seccomp::compile(ctx.kind, seccomp::Stage::Holder))
+                .transpose()
+                .map_err(|e| e.to_string())?;
             seccomp::install(&worker).map_err(|e| e.to_string())?;
             ctx.job_filters = Some(job);
+            ctx.holder_filters = holder;
             Ok("worker allowlist installed; jobs add a stricter one (default: kill)".into())
         }
     }
@@ -281,16 +293,29 @@ pub enum ConfineError {
     DropCaps(std::io::Error),
 }
 
-/// Confines a job process before it touches untrusted bytes. Seccomp goes last: after it,
-/// even setting limits may be forbidden.
+/// Confines a job process before it touches untrusted bytes. (The job runner already left it
+/// nothing of its parent but its two pipes and any sealed memory images it maps.)
 pub fn confine_job(ctx: &WorkerContext) -> Result<(), ConfineError> {
+    confine(ctx, ctx.job_filters.as_deref())
+}
+
+/// Confines an execute worker's artifact holder before it deserializes its artifact: like a
+/// job, but under the holder's seccomp filter, which lets it load code and fork its jobs
+/// while it still cannot open a file or a socket.
+pub fn confine_holder(ctx: &WorkerContext) -> Result<(), ConfineError> {
+    confine(ctx, ctx.holder_filters.as_deref())
+}
+
+/// Gives up the capabilities of the process's own user namespace, sets the rlimits, and
+/// installs `filters` last: after them, even setting limits may be forbidden.
+fn confine(ctx: &WorkerContext, filters: Option<&[BpfProgram]>) -> Result<(), ConfineError> {
     if ctx.job_isolation() == JobIsolation::OwnPidNamespace {
         namespaces::clear_capability_sets().map_err(ConfineError::DropCaps)?;
     }
     if ctx.layers.has(Layer::Limits) {
         rlimits::apply(&ctx.rlimits)?;
     }
-    if let Some(filters) = &ctx.job_filters {
+    if let Some(filters) = filters {
         seccomp::install(filters)?;
     }
     Ok(())

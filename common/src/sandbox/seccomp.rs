@@ -1,11 +1,16 @@
 //! The seccomp allowlists: reviewed data in `policy/*.json` (seccompiler's format, one file
 //! per worker kind, a comment on every rule naming who needs it), compiled at run time.
 //!
-//! Each file holds two filters. `worker` is installed once by the worker before its first
+//! Each file holds these filters. `worker` is installed once by the worker before its first
 //! job; filters stack, so it also bounds every job and must allow what jobs need. `job` is
 //! installed by each job process last, just before it touches untrusted bytes, and is
-//! stricter: no fork, no exec, no sockets, threads only. The default action kills the
-//! process with SIGSYS, which the worker reports as a security event.
+//! stricter: no fork, no exec, no sockets, no shared or executable memory, threads only. The
+//! default action kills the process with SIGSYS, which the worker reports as a security
+//! event. `job_fds`, installed with it, fails `read` on anything but the job's input pipe
+//! and `write` on anything but its output pipe with EPERM rather than a kill: honest code
+//! still tries to log to a stderr the job no longer has, and must not die of it. The execute
+//! policy has a `holder` filter between the two, for the process that loads one artifact and
+//! forks its jobs: it may map code and fork its jobs, but open nothing.
 //!
 //! glibc tries `clone3` first and seccomp cannot inspect its flags (they live in memory), so
 //! `clone3` is answered with ENOSYS by a separate filter and glibc falls back to `clone`,
@@ -34,13 +39,28 @@ mod policy {
     pub const EXECUTE: &str = include_str!("policy/execute.aarch64.json");
 }
 
-/// Which filter of a policy file.
+/// Which filters of a policy file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
     /// The worker's own filter, installed once.
     Worker,
-    /// The job's filter, installed in each job process.
+    /// An execute worker's artifact holder's filter, installed once per holder.
+    Holder,
+    /// The job's filters, installed in each job process: `job_fds`, which fails reads and
+    /// writes on any descriptor but its input and output pipes with EPERM, then its
+    /// allowlist (last: it forbids installing another).
     Job,
+}
+
+impl Stage {
+    /// The filters of this stage in a policy file.
+    fn filters(self) -> &'static [&'static str] {
+        match self {
+            Stage::Worker => &["worker"],
+            Stage::Holder => &["holder"],
+            Stage::Job => &["job_fds", "job"],
+        }
+    }
 }
 
 /// Why a filter could not be built or installed.
@@ -68,17 +88,18 @@ pub fn policy_text(kind: WorkerKind) -> &'static str {
     }
 }
 
-/// Compiles the filters for `kind` and `stage`: the allowlist and the clone3 filter.
+/// Compiles the filters for `kind` and `stage`: the clone3 filter, then the stage's own.
 pub fn compile(kind: WorkerKind, stage: Stage) -> Result<Vec<BpfProgram>, SeccompError> {
-    let name = match stage {
-        Stage::Worker => "worker",
-        Stage::Job => "job",
-    };
-    let mut filters = seccompiler::compile_from_json(policy_text(kind).as_bytes(), policy::ARCH)?;
-    let allowlist = filters
-        .remove(name)
-        .ok_or(SeccompError::MissingFilter(name))?;
-    Ok(vec![clone3_enosys(policy::ARCH)?, allowlist])
+    let mut compiled = seccompiler::compile_from_json(policy_text(kind).as_bytes(), policy::ARCH)?;
+    let mut filters = vec![clone3_enosys(policy::ARCH)?];
+    for name in stage.filters() {
+        filters.push(
+            compiled
+                .remove(*name)
+                .ok_or(SeccompError::MissingFilter(name))?,
+        );
+    }
+    Ok(filters)
 }
 
 /// Installs compiled filters on the calling thread (and its future threads and children).
@@ -112,6 +133,29 @@ mod tests {
                 compile(kind, stage).unwrap();
             }
         }
+        compile(WorkerKind::Execute, Stage::Holder).unwrap();
+    }
+
+    /// The fd filter names exactly the job's pipes.
+    #[test]
+    fn job_fds_allow_only_the_pipes() {
+        use crate::worker::child::{INPUT_FD, OUTPUT_FD};
+        for kind in [WorkerKind::Prepare, WorkerKind::Execute] {
+            let policy: serde_json::Value = serde_json::from_str(policy_text(kind)).unwrap();
+            for rule in policy["job_fds"]["filter"].as_array().unwrap() {
+                let fd = match rule["syscall"].as_str().unwrap() {
+                    "read" => INPUT_FD,
+                    "write" => OUTPUT_FD,
+                    other => panic!("{kind:?}: unexpected job_fds rule for {other}"),
+                };
+                let arg = &rule["args"][0];
+                assert_eq!(
+                    (arg["index"].as_u64(), arg["op"].as_str()),
+                    (Some(0), Some("ne"))
+                );
+                assert_eq!(arg["val"].as_i64(), Some(fd.into()), "{kind:?}: {rule}");
+            }
+        }
     }
 
     /// Every rule in a policy file says who needs it.
@@ -133,11 +177,15 @@ mod tests {
         }
     }
 
-    /// The job filter is stricter than the worker filter: it allows nothing the worker
-    /// filter forbids (filters stack, so a job-only rule would be dead).
+    /// Each stacked filter is stricter than the one below it (job within holder within
+    /// worker): it allows no syscall the one below forbids (filters stack, so such a rule
+    /// would be dead).
     #[test]
     fn job_filters_are_subsets_of_worker_filters() {
-        for kind in [WorkerKind::Prepare, WorkerKind::Execute] {
+        for (kind, chain) in [
+            (WorkerKind::Prepare, &["worker", "job"][..]),
+            (WorkerKind::Execute, &["worker", "holder", "job"][..]),
+        ] {
             let policy: serde_json::Value = serde_json::from_str(policy_text(kind)).unwrap();
             let names = |f: &str| -> std::collections::BTreeSet<String> {
                 policy[f]["filter"]
@@ -147,11 +195,18 @@ mod tests {
                     .map(|r| r["syscall"].as_str().unwrap().to_string())
                     .collect()
             };
-            let extra: Vec<_> = names("job").difference(&names("worker")).cloned().collect();
-            assert!(
-                extra.is_empty(),
-                "{kind:?}: job allows {extra:?} beyond the worker"
-            );
+            for pair in chain.windows(2) {
+                let extra: Vec<_> = names(pair[1])
+                    .difference(&names(pair[0]))
+                    .cloned()
+                    .collect();
+                assert!(
+                    extra.is_empty(),
+                    "{kind:?}: {} allows {extra:?} beyond {}",
+                    pair[1],
+                    pair[0]
+                );
+            }
         }
     }
 }

@@ -1,21 +1,20 @@
-//! The job-process runner both workers share: fork a child for one job, confine it, run the
-//! job body there, and supervise it from the worker: result pipe, CPU-time limit, wall-clock
-//! backstop, and the mapping of its end to a typed [`JobEnd`].
+//! The job runner both workers share: fork a child for one job ([`super::child`]: its two
+//! pipes and nothing else of its parent), confine it, run the job body there, and supervise
+//! it from the parent: CPU-time limit, wall-clock backstop, and the mapping of its end to a
+//! typed [`JobEnd`].
 //!
-//! The CPU-time limit is enforced from outside the child (the worker reads the child's CPU
+//! The CPU-time limit is enforced from outside the child (the parent reads the child's CPU
 //! clock), so a compromised job cannot block or ignore it.
 
-use std::fs::File;
-use std::io::{ErrorKind, Read, Write};
 use std::marker::PhantomData;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::{ForkResult, Pid, fork, pipe2};
-use parity_scale_codec::{Decode, DecodeAll, Encode};
+use parity_scale_codec::{Decode, Encode};
 
-use crate::ipc::frame::MAX_FRAME_LEN;
+pub use super::child::JobIsolation;
+use super::child::{self, Child, Process, Usage, exit_now, fork_child, whole_frame};
+use crate::ipc::frame::{self, HEADER_LEN, MAX_FRAME_LEN};
 use crate::worker::JobDeath;
 
 /// Exit code of a job child whose confinement failed before it touched untrusted bytes.
@@ -28,17 +27,6 @@ pub const EXIT_WRITE_FAILED: i32 = 92;
 pub const EXIT_BAD_INPUT: i32 = 94;
 /// Exit code of a job child that could not start the thread its body runs on.
 pub const EXIT_THREAD_FAILED: i32 = 95;
-
-/// How a job process is created.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum JobIsolation {
-    /// A plain fork: the job shares the worker's namespaces (the namespaces layer is off).
-    Fork,
-    /// The job also gets its own user and PID namespaces: it is PID 1 of a namespace that
-    /// holds only itself, so there is no other process for it to see or signal. This costs
-    /// at most about 0.005 ms per job over a plain fork (`pvf-layer-cost`).
-    OwnPidNamespace,
-}
 
 /// Limits for one job.
 #[derive(Clone, Copy, Debug)]
@@ -72,7 +60,7 @@ pub enum JobEnd<T> {
         /// CPU time the job used.
         cpu: Duration,
         /// The job's peak resident memory in KiB (`ru_maxrss`; it includes the pages the job
-        /// inherited from its worker). `None` when the answer was taken before the job
+        /// inherited from its parent). `None` when the answer was taken before the job
         /// process had ended ([`ReadyJob::run_until_answer`]).
         max_rss_kib: Option<u64>,
     },
@@ -93,7 +81,7 @@ pub enum JobEnd<T> {
 /// Why the runner itself failed (the job never ran or could not be supervised).
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
-    /// Creating the result pipe failed.
+    /// Creating the job's pipes failed.
     #[error("pipe2: {0}")]
     Pipe(nix::Error),
     /// Forking the job process failed.
@@ -108,12 +96,28 @@ pub enum RunnerError {
         /// How it failed.
         error: nix::Error,
     },
+    /// A descriptor the child should keep sits where its pipes go (a bug).
+    #[error("a kept descriptor is numbered like the child's pipes")]
+    FdLayout,
     /// Supervising the job failed (pidfd, poll, read, wait).
     #[error("supervising the job: {0}")]
     Supervise(std::io::Error),
     /// A pre-forked job process ended before it was given its input.
     #[error("the pre-forked job process ended before it was used")]
     NotReady,
+}
+
+/// How to fork a job process.
+#[derive(Clone, Copy, Debug)]
+pub struct JobSpec<'a> {
+    /// Plain fork, or into its own user and PID namespaces.
+    pub isolation: JobIsolation,
+    /// Run the body on a thread with a stack of this many bytes, started before the input
+    /// arrives (so a job forked ahead of time has it ready), which ends the process itself
+    /// when done (so nothing waits to join it). `None`: on the process's main thread.
+    pub stack: Option<usize>,
+    /// Descriptors the job keeps besides its pipes: read-only memory images it maps.
+    pub keep_fds: &'a [RawFd],
 }
 
 /// Runs `body` in a forked child after `confine` has succeeded there, and supervises it.
@@ -128,71 +132,62 @@ pub fn run_job<T, E>(
 ) -> Result<JobEnd<T>, RunnerError>
 where
     T: Encode + Decode,
-    E: std::fmt::Display,
 {
-    prefork(isolation, None, confine, |()| body())?.run(&().encode(), limits)
+    let spec = JobSpec {
+        isolation,
+        stack: None,
+        keep_fds: &[],
+    };
+    prefork(&spec, confine, |()| body())?.run(&().encode(), limits, Forked::JustNow)
+}
+
+/// When a job process was forked, which decides what its death before it took its input
+/// means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forked {
+    /// Just before it is used: a death before it took its input is its death (a failed
+    /// confinement, for example).
+    JustNow,
+    /// Ahead of time: it may have waited long enough to die of causes unrelated to its
+    /// input, so such a death is [`RunnerError::NotReady`] and the caller forks another.
+    AheadOfTime,
 }
 
 /// A job process forked and confined ahead of time, blocked on its input pipe. Forking a
-/// worker that holds a large module costs milliseconds; a worker that forks its next job
-/// while idle keeps that off the path from request to verdict. Dropping it kills the child.
+/// process that holds a large module costs milliseconds; forking the next job while idle
+/// keeps that off the path from request to verdict. Dropping it kills the child.
 pub struct ReadyJob<O> {
-    process: KillOnDrop,
-    input: File,
-    output: OwnedFd,
+    child: Child,
     result: PhantomData<fn() -> O>,
 }
 
-/// Forks a job process that confines itself, then waits for its input (an encoded `I`),
-/// runs `body` on it, and writes back the encoded result.
-///
-/// With `stack`, all of that runs on a thread with a stack of that many bytes, started
-/// before the input arrives (so a job forked ahead of time has it ready), which ends the
-/// process itself when done (so nothing waits to join it).
+/// Forks a job process that confines itself, then waits for its input (one frame holding an
+/// encoded `I`), runs `body` on it, and writes back the encoded result as one frame.
 ///
 /// The caller must be single-threaded (see [`run_job`]).
 pub fn prefork<I, O, E>(
-    isolation: JobIsolation,
-    stack: Option<usize>,
+    spec: &JobSpec<'_>,
     confine: impl FnOnce() -> Result<(), E>,
     body: impl FnOnce(I) -> O + Send,
 ) -> Result<ReadyJob<O>, RunnerError>
 where
     I: Decode,
     O: Encode + Decode,
-    E: std::fmt::Display,
 {
-    let (input_read, input_write) =
-        pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(RunnerError::Pipe)?;
-    let (output_read, output_write) =
-        pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(RunnerError::Pipe)?;
-    let worker = nix::unistd::getpid();
-    let forked = match isolation {
-        // SAFETY: the worker is single-threaded (see above), so the child can run Rust code.
-        JobIsolation::Fork => unsafe { fork() }.map_err(RunnerError::Fork),
-        JobIsolation::OwnPidNamespace => fork_into_own_pid_namespace(),
-    };
-    match forked? {
-        ForkResult::Child => {
-            drop(input_write);
-            drop(output_read);
-            // Outside its namespace the worker has no pid here: getppid() gives 0.
-            let worker = (isolation == JobIsolation::Fork).then_some(worker);
-            child_main(worker, stack, input_read, output_write, confine, body)
-        }
-        ForkResult::Parent { child } => Ok(ReadyJob {
-            process: KillOnDrop(child),
-            input: File::from(input_write),
-            output: output_read,
-            result: PhantomData,
-        }),
-    }
+    let stack = spec.stack;
+    let child = fork_child(spec.isolation, spec.keep_fds, move || {
+        job_main(stack, confine, body)
+    })?;
+    Ok(ReadyJob {
+        child,
+        result: PhantomData,
+    })
 }
 
-/// A job process that has answered and may still be exiting (tearing down its copy of the
-/// worker's memory takes a while for a large module). Dropping it kills and reaps it.
+/// A job process that has answered and may still be exiting (tearing down its copy of its
+/// parent's memory takes a while for a large module). Dropping it kills and reaps it.
 pub struct ExitingJob {
-    _process: KillOnDrop,
+    _process: Process,
 }
 
 /// Until when [`supervise`] follows a job.
@@ -205,11 +200,16 @@ enum Until {
 }
 
 impl<O: Decode> ReadyJob<O> {
-    /// Hands the job its input and supervises it to the end. Fails with
-    /// [`RunnerError::NotReady`] if the process already ended while it waited, so a death
-    /// before the input arrived is never blamed on that input.
-    pub fn run(self, input: &[u8], limits: JobLimits) -> Result<JobEnd<O>, RunnerError> {
-        Ok(self.start(input, limits, Until::Exit)?.0)
+    /// Hands the job its input and supervises it to the end. A job forked
+    /// [`Forked::AheadOfTime`] that already ended while it waited fails with
+    /// [`RunnerError::NotReady`], so that death is never blamed on the input.
+    pub fn run(
+        self,
+        input: &[u8],
+        limits: JobLimits,
+        forked: Forked,
+    ) -> Result<JobEnd<O>, RunnerError> {
+        Ok(self.start(input, limits, forked, Until::Exit)?.0)
     }
 
     /// Like [`ReadyJob::run`], but returns as soon as the job's answer is complete, with the
@@ -219,101 +219,45 @@ impl<O: Decode> ReadyJob<O> {
         self,
         input: &[u8],
         limits: JobLimits,
+        forked: Forked,
     ) -> Result<(JobEnd<O>, Option<ExitingJob>), RunnerError> {
-        self.start(input, limits, Until::Answer)
+        self.start(input, limits, forked, Until::Answer)
     }
 
     fn start(
-        self,
+        mut self,
         input: &[u8],
         limits: JobLimits,
+        forked: Forked,
         until: Until,
     ) -> Result<(JobEnd<O>, Option<ExitingJob>), RunnerError> {
-        let Self {
-            process,
-            input: mut input_pipe,
-            output,
-            ..
-        } = self;
-        let pidfd = pidfd_open(process.0).map_err(RunnerError::Supervise)?;
-        let (_, exited) = poll_two(None, &pidfd, Duration::ZERO).map_err(RunnerError::Supervise)?;
-        if exited {
+        if forked == Forked::AheadOfTime
+            && self.child.has_exited().map_err(RunnerError::Supervise)?
+        {
             return Err(RunnerError::NotReady);
         }
-        // A job that dies while reading leaves EPIPE here; supervision reports its death.
-        let _ = input_pipe.write_all(input);
-        drop(input_pipe);
-        supervise(process, pidfd, output, limits, until)
+        // A job that dies or stalls while reading is found out by the supervision below.
+        let _ = self.child.write_frame(input, Instant::now() + limits.wall);
+        supervise(self.child, limits, until)
     }
 }
 
-/// `fork`, into new user and PID namespaces. The user namespace is what lets a worker
-/// without capabilities create the PID namespace. As glibc's own fork does, it asks the
-/// kernel to store the child's thread id where glibc keeps it, so glibc's locks and thread
-/// bookkeeping see the right id in the child.
-fn fork_into_own_pid_namespace() -> Result<ForkResult, RunnerError> {
-    let failed = |step| RunnerError::ForkIntoNamespaces {
-        step,
-        error: nix::Error::last(),
-    };
-    let mut tid_slot: *mut libc::pid_t = std::ptr::null_mut();
-    // SAFETY: PR_GET_TID_ADDRESS writes one pointer into `tid_slot`.
-    if unsafe { libc::prctl(libc::PR_GET_TID_ADDRESS, &mut tid_slot) } != 0 {
-        return Err(failed(
-            "prctl(PR_GET_TID_ADDRESS), which needs a kernel built with CONFIG_CHECKPOINT_RESTORE",
-        ));
-    }
-    let flags = libc::CLONE_NEWUSER
-        | libc::CLONE_NEWPID
-        | libc::CLONE_CHILD_SETTID
-        | libc::CLONE_CHILD_CLEARTID
-        | libc::SIGCHLD;
-    // The raw clone's argument order differs between architectures.
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: no new stack, so like fork the child continues on a copy of this one; the
-    // worker is single-threaded (see `prefork`). `tid_slot` is this thread's glibc tid field.
-    let r = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, tid_slot, 0usize) };
-    #[cfg(target_arch = "aarch64")]
-    // SAFETY: as above.
-    let r = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, tid_slot) };
-    match r {
-        -1 => Err(failed("clone(CLONE_NEWUSER | CLONE_NEWPID)")),
-        0 => Ok(ForkResult::Child),
-        child => Ok(ForkResult::Parent {
-            child: Pid::from_raw(child as libc::pid_t),
-        }),
-    }
-}
-
-/// `worker` is the parent's pid where the job can see it (`None` in its own PID namespace).
-fn child_main<I: Decode, O: Encode, E: std::fmt::Display>(
-    worker: Option<Pid>,
+/// Confines the job, then serves its one request, on a thread with `stack` if asked.
+fn job_main<I: Decode, O: Encode, E>(
     stack: Option<usize>,
-    input: OwnedFd,
-    output: OwnedFd,
     confine: impl FnOnce() -> Result<(), E>,
     body: impl FnOnce(I) -> O + Send,
 ) -> ! {
-    // Die with the worker, so a killed worker leaves no job behind; if it died before the
-    // signal was armed, leave now. (Where the parent is invisible, a worker that died early
-    // shows as end-of-file on the input pipe below, and the job leaves then.)
-    // SAFETY: prctl with integer arguments only.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-    if worker.is_some_and(|worker| nix::unistd::getppid() != worker) {
+    // The job has no stderr to say why: the exit code does.
+    if confine().is_err() {
         exit_now(EXIT_CONFINE_FAILED);
     }
-    if let Err(e) = confine() {
-        tracing::error!("job confinement failed: {e}");
-        exit_now(EXIT_CONFINE_FAILED);
-    }
-    let Some(stack) = stack else {
-        serve(input, output, body)
-    };
+    let Some(stack) = stack else { serve(body) };
     std::thread::scope(|scope| {
         let thread = std::thread::Builder::new()
             .name("job".into())
             .stack_size(stack)
-            .spawn_scoped(scope, || serve(input, output, body));
+            .spawn_scoped(scope, || serve(body));
         match thread {
             // `serve` never returns: a join that returns means the thread panicked.
             Ok(thread) => {
@@ -326,114 +270,98 @@ fn child_main<I: Decode, O: Encode, E: std::fmt::Display>(
 }
 
 /// Reads the job's input, runs `body` on it, writes the result and ends the process.
-fn serve<I: Decode, O: Encode>(input: OwnedFd, output: OwnedFd, body: impl FnOnce(I) -> O) -> ! {
-    let mut bytes = Vec::new();
-    let read = File::from(input)
-        .take(u64::from(MAX_FRAME_LEN) + 1)
-        .read_to_end(&mut bytes);
-    let request = match read.ok().and_then(|_| I::decode_all(&mut &bytes[..]).ok()) {
-        Some(request) => request,
-        None => exit_now(EXIT_BAD_INPUT),
+fn serve<I: Decode, O: Encode>(body: impl FnOnce(I) -> O) -> ! {
+    let (mut input, mut output) = child::pipes();
+    let Ok(request) = frame::read::<I>(&mut input) else {
+        exit_now(EXIT_BAD_INPUT)
     };
-    drop(bytes);
     let value = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(request))) {
         Ok(value) => value,
         Err(_) => exit_now(EXIT_PANIC),
     };
-    let encoded = value.encode();
-    let Ok(len) = u32::try_from(encoded.len()) else {
-        exit_now(EXIT_WRITE_FAILED)
-    };
-    let mut answer = Vec::with_capacity(4 + encoded.len());
-    answer.extend_from_slice(&len.to_le_bytes());
-    answer.extend_from_slice(&encoded);
-    let mut pipe = File::from(output);
-    match pipe.write_all(&answer) {
+    match frame::write(&mut output, &value) {
         Ok(()) => exit_now(0),
         Err(_) => exit_now(EXIT_WRITE_FAILED),
     }
 }
 
-/// Leaves the job process at once, running no destructors or atexit handlers that belong
-/// to the worker.
-fn exit_now(code: i32) -> ! {
-    // SAFETY: _exit never returns and is async-signal-safe.
-    unsafe { libc::_exit(code) }
-}
-
 fn supervise<T: Decode>(
-    guard: KillOnDrop,
-    pidfd: OwnedFd,
-    read_end: OwnedFd,
+    mut child: Child,
     limits: JobLimits,
     until: Until,
 ) -> Result<(JobEnd<T>, Option<ExitingJob>), RunnerError> {
-    let child = guard.0;
-    set_nonblocking(&read_end).map_err(RunnerError::Supervise)?;
-    let mut pipe = File::from(read_end);
     let mut output = Vec::new();
     let mut pipe_open = true;
     let start = Instant::now();
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let cpus = child::online_cpus();
     loop {
-        let cpu = child_cpu_time(child);
+        let (process, pidfd, pipe) = child.parts();
+        let cpu = process.cpu_time();
         if cpu >= limits.cpu {
-            return Ok((guard.kill_and_reap(JobEnd::TimedOut { cpu }), None));
+            return Ok(stop(process, JobEnd::TimedOut { cpu }));
         }
         let wall = start.elapsed();
         if wall >= limits.wall {
-            return Ok((
-                guard.kill_and_reap(JobEnd::WallClockExceeded { wall }),
-                None,
-            ));
+            return Ok(stop(process, JobEnd::WallClockExceeded { wall }));
         }
         // A job can burn CPU on every core at once, so wake early enough to catch that.
         let wait = ((limits.cpu - cpu) / cpus)
             .min(limits.wall - wall)
             .max(Duration::from_millis(1));
-        let (pipe_ready, exited) =
-            poll_two(pipe_open.then_some(&pipe), &pidfd, wait).map_err(RunnerError::Supervise)?;
+        let (pipe_ready, exited) = child::poll_two(pipe_open.then_some(&*pipe), pidfd, wait)
+            .map_err(RunnerError::Supervise)?;
         if pipe_ready {
-            pipe_open = drain(&mut pipe, &mut output).map_err(RunnerError::Supervise)?;
+            pipe_open = child::drain(pipe, &mut output).map_err(RunnerError::Supervise)?;
         }
-        if output.len() > MAX_FRAME_LEN as usize {
+        if output.len() > HEADER_LEN + MAX_FRAME_LEN as usize {
             let death = JobDeath::Garbled("result larger than the frame limit".into());
-            return Ok((guard.kill_and_reap(JobEnd::Died(death)), None));
+            return Ok(stop(process, JobEnd::Died(death)));
         }
-        if until == Until::Answer && !exited && answer(&output).is_some() {
+        let answered = match whole_frame(&output) {
+            Ok(answer) => answer.is_some(),
+            Err(e) => {
+                let death = JobDeath::Garbled(e.to_string());
+                return Ok(stop(process, JobEnd::Died(death)));
+            }
+        };
+        if until == Until::Answer && !exited && answered {
             // Its CPU time as it answered; what it spends exiting is not the job's work.
-            let cpu = child_cpu_time(child);
+            let cpu = process.cpu_time();
             let end = enforce_cpu_limit(decode_answer(&output, cpu, None), limits.cpu);
-            return Ok((end, Some(ExitingJob { _process: guard })));
+            let exiting = ExitingJob {
+                _process: child.into_process(),
+            };
+            return Ok((end, Some(exiting)));
         }
         if exited {
             if pipe_open {
-                drain(&mut pipe, &mut output).map_err(RunnerError::Supervise)?;
+                child::drain(pipe, &mut output).map_err(RunnerError::Supervise)?;
             }
-            let (status, usage) = guard.reap().map_err(RunnerError::Supervise)?;
+            let (status, usage) = process.reap().map_err(RunnerError::Supervise)?;
             let end = enforce_cpu_limit(conclude(status, usage, &output), limits.cpu);
             return Ok((end, None));
         }
     }
 }
 
-/// The answer in a job's output (a little-endian `u32` length, then that many bytes), once
-/// all of it has arrived.
-fn answer(output: &[u8]) -> Option<&[u8]> {
-    let len = u32::from_le_bytes(output.get(..4)?.try_into().ok()?);
-    output.get(4..4 + len as usize)
+/// Kills and reaps the job; it ended as `end`.
+fn stop<T>(process: &mut Process, end: JobEnd<T>) -> (JobEnd<T>, Option<ExitingJob>) {
+    process.kill_and_reap();
+    (end, None)
 }
 
-/// Decodes a job's complete output: exactly one answer and nothing after it.
+/// Decodes a job's complete output: exactly one answer frame and nothing after it.
 fn decode_answer<T: Decode>(output: &[u8], cpu: Duration, max_rss_kib: Option<u64>) -> JobEnd<T> {
     let garbled = |why: String| JobEnd::Died(JobDeath::Garbled(why));
-    let Some(payload) = answer(output) else {
-        return garbled(format!("incomplete job result ({} bytes)", output.len()));
+    let payload = match whole_frame(output) {
+        Ok(Some(payload)) => payload,
+        Ok(None) => return garbled(format!("incomplete job result ({} bytes)", output.len())),
+        Err(e) => return garbled(e.to_string()),
     };
-    if output.len() != 4 + payload.len() {
+    if output.len() != HEADER_LEN + payload.len() {
         return garbled("bytes after the job result".into());
     }
-    match T::decode_all(&mut &payload[..]) {
+    match frame::decode::<T>(payload) {
         Ok(value) => JobEnd::Finished {
             value,
             cpu,
@@ -445,19 +373,10 @@ fn decode_answer<T: Decode>(output: &[u8], cpu: Duration, max_rss_kib: Option<u6
 
 /// Turns the child's wait status and output into a [`JobEnd`].
 fn conclude<T: Decode>(status: libc::c_int, usage: Usage, output: &[u8]) -> JobEnd<T> {
-    if libc::WIFSIGNALED(status) {
-        let signal = libc::WTERMSIG(status);
-        return JobEnd::Died(if signal == libc::SIGSYS {
-            JobDeath::Seccomp
-        } else {
-            JobDeath::Signal(signal)
-        });
+    match child::death_of(status) {
+        Some(death) => JobEnd::Died(death),
+        None => decode_answer(output, usage.cpu, Some(usage.max_rss_kib)),
     }
-    let code = libc::WEXITSTATUS(status);
-    if code != 0 {
-        return JobEnd::Died(JobDeath::Exited(code));
-    }
-    decode_answer(output, usage.cpu, Some(usage.max_rss_kib))
 }
 
 /// A job that finished past its CPU limit timed out all the same: whether the supervisor
@@ -467,147 +386,6 @@ fn enforce_cpu_limit<T>(end: JobEnd<T>, limit: Duration) -> JobEnd<T> {
         JobEnd::Finished { cpu, .. } if cpu >= limit => JobEnd::TimedOut { cpu },
         end => end,
     }
-}
-
-/// Reads what is available; returns whether the pipe is still open.
-fn drain(pipe: &mut File, output: &mut Vec<u8>) -> std::io::Result<bool> {
-    let mut chunk = [0u8; 64 * 1024];
-    loop {
-        match pipe.read(&mut chunk) {
-            Ok(0) => return Ok(false),
-            Ok(n) => {
-                output.extend_from_slice(&chunk[..n]);
-                if output.len() > MAX_FRAME_LEN as usize {
-                    return Ok(true);
-                }
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(true),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Kills and reaps the child unless it was reaped normally.
-struct KillOnDrop(Pid);
-
-impl KillOnDrop {
-    fn kill_and_reap<T>(self, end: JobEnd<T>) -> JobEnd<T> {
-        let _ = kill(self.0, Signal::SIGKILL);
-        let _ = self.reap();
-        end
-    }
-
-    /// Waits for the child; returns its status and what it used.
-    fn reap(self) -> std::io::Result<(libc::c_int, Usage)> {
-        let pid = self.0;
-        std::mem::forget(self);
-        let mut status = 0;
-        // SAFETY: rusage is plain data, zero is a valid value for it.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        loop {
-            // SAFETY: valid pointers to locals; pid is our own child.
-            let r = unsafe { libc::wait4(pid.as_raw(), &mut status, 0, &mut usage) };
-            if r >= 0 {
-                break;
-            }
-            let err = std::io::Error::last_os_error();
-            if err.kind() != ErrorKind::Interrupted {
-                return Err(err);
-            }
-        }
-        let used = Usage {
-            cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
-            // Linux reports ru_maxrss in KiB.
-            max_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
-        };
-        Ok((status, used))
-    }
-}
-
-/// What a reaped job used.
-struct Usage {
-    cpu: Duration,
-    max_rss_kib: u64,
-}
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = kill(self.0, Signal::SIGKILL);
-        // SAFETY: reaping our own child; null status pointer is allowed.
-        unsafe { libc::waitpid(self.0.as_raw(), std::ptr::null_mut(), 0) };
-    }
-}
-
-fn timeval(tv: libc::timeval) -> Duration {
-    Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64)
-}
-
-/// CPU time the (live or zombie) child has used; zero if it cannot be read.
-fn child_cpu_time(child: Pid) -> Duration {
-    let mut clock: libc::clockid_t = 0;
-    // SAFETY: valid out-pointer.
-    if unsafe { libc::clock_getcpuclockid(child.as_raw(), &mut clock) } != 0 {
-        return Duration::ZERO;
-    }
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid out-pointer.
-    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-fn pidfd_open(pid: Pid) -> std::io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just gave us this fd and nobody else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-fn set_nonblocking(fd: &OwnedFd) -> std::io::Result<()> {
-    use nix::fcntl::{FcntlArg, OFlag, fcntl};
-    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
-    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
-    Ok(())
-}
-
-/// Polls the result pipe (if still open) and the pidfd; returns which are ready.
-fn poll_two(
-    pipe: Option<&File>,
-    pidfd: &OwnedFd,
-    timeout: Duration,
-) -> std::io::Result<(bool, bool)> {
-    let mut fds = [
-        libc::pollfd {
-            fd: pidfd.as_fd().as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: pipe.map_or(-1, |p| p.as_raw_fd()),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-    // SAFETY: fds is a valid array of two pollfd; a negative fd is ignored by poll.
-    let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
-    if r < 0 {
-        let err = std::io::Error::last_os_error();
-        return if err.kind() == ErrorKind::Interrupted {
-            Ok((false, false))
-        } else {
-            Err(err)
-        };
-    }
-    Ok((fds[1].revents != 0, fds[0].revents != 0))
 }
 
 #[cfg(test)]
@@ -620,6 +398,14 @@ mod tests {
 
     fn no_confine() -> Result<(), String> {
         Ok(())
+    }
+
+    fn spec(stack: Option<usize>) -> JobSpec<'static> {
+        JobSpec {
+            isolation: JobIsolation::Fork,
+            stack,
+            keep_fds: &[],
+        }
     }
 
     // These tests fork the test process; the test harness is multi-threaded, but the child
@@ -701,27 +487,30 @@ mod tests {
                 depth(n - 1) + std::hint::black_box(1)
             }
         }
-        let job = prefork(JobIsolation::Fork, Some(64 << 20), no_confine, |n: u32| {
-            depth(n)
-        })
-        .unwrap();
-        let end = job.run(&(32u32 * 1024).encode(), limits(5_000)).unwrap();
+        let job = prefork(&spec(Some(64 << 20)), no_confine, |n: u32| depth(n)).unwrap();
+        let end = job
+            .run(&(32u32 * 1024).encode(), limits(5_000), Forked::JustNow)
+            .unwrap();
         assert!(
             matches!(end, JobEnd::Finished { value: 32_768, .. }),
             "{end:?}"
         );
-        let job = prefork(JobIsolation::Fork, Some(1 << 20), no_confine, |()| -> u32 {
+        let job = prefork(&spec(Some(1 << 20)), no_confine, |()| -> u32 {
             panic!("in the job thread")
         })
         .unwrap();
-        let end = job.run(&().encode(), limits(5_000)).unwrap();
+        let end = job
+            .run(&().encode(), limits(5_000), Forked::JustNow)
+            .unwrap();
         assert_eq!(end, JobEnd::Died(JobDeath::Exited(EXIT_PANIC)));
     }
 
     #[test]
     fn run_until_answer_gives_the_answer_and_the_process_to_reap() {
-        let job = prefork(JobIsolation::Fork, None, no_confine, |()| 5u32).unwrap();
-        let (end, exiting) = job.run_until_answer(&().encode(), limits(5_000)).unwrap();
+        let job = prefork(&spec(None), no_confine, |()| 5u32).unwrap();
+        let (end, exiting) = job
+            .run_until_answer(&().encode(), limits(5_000), Forked::AheadOfTime)
+            .unwrap();
         // Whether the process had already exited when the answer was seen is a race; either
         // way the answer is the same.
         assert!(matches!(end, JobEnd::Finished { value: 5, .. }), "{end:?}");

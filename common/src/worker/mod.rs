@@ -2,6 +2,7 @@
 //! shake, then answer one request at a time. Both worker binaries are this loop plus a job
 //! body.
 
+pub mod child;
 pub mod job_process;
 
 use std::os::fd::AsRawFd;

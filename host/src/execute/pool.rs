@@ -6,11 +6,13 @@ use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
-use pvf_common::message::{ExecuteRequest, ExecuteResponse};
+use prometheus::{IntCounter, IntGauge};
+use pvf_common::message::{ExecuteAnswer, ExecuteRequest, ExecuteResponse, LoadedModules};
 use pvf_common::params::ArtifactId;
 use pvf_common::worker::job_process::JobLimits;
 
 use super::ExecuteJob;
+use crate::metrics::Metrics;
 use crate::verdict::{Reason, Verdict};
 use crate::worker::{WorkerError, WorkerProcess};
 
@@ -22,6 +24,52 @@ pub struct ExecWorker {
     pub key: [u8; 32],
     /// Artifacts linked into its dir (and loaded once it ran them).
     pub linked: HashSet<ArtifactId>,
+    /// What it keeps loaded, as the metrics count it.
+    pub loaded: LoadedGauge,
+}
+
+/// One worker's share of the loaded-artifact metrics: updated from each answer, taken back
+/// out when the worker goes.
+pub struct LoadedGauge {
+    bytes: IntGauge,
+    artifacts: IntGauge,
+    evictions: IntCounter,
+    current: LoadedModules,
+}
+
+impl LoadedGauge {
+    /// Nothing loaded yet.
+    pub fn new(metrics: &Metrics) -> Self {
+        Self {
+            bytes: metrics.execute_loaded_bytes.clone(),
+            artifacts: metrics.execute_loaded_artifacts.clone(),
+            evictions: metrics.execute_evictions.clone(),
+            current: LoadedModules::default(),
+        }
+    }
+
+    fn update(&mut self, now: LoadedModules) {
+        self.bytes.add(now.bytes as i64 - self.current.bytes as i64);
+        self.artifacts
+            .add(i64::from(now.count) - i64::from(self.current.count));
+        self.evictions.inc_by(now.evicted.into());
+        self.current = now;
+    }
+}
+
+impl Drop for LoadedGauge {
+    fn drop(&mut self) {
+        self.update(LoadedModules::default());
+    }
+}
+
+/// How long to wait for a worker, and what it may keep loaded.
+#[derive(Clone, Copy)]
+pub struct RunLimits {
+    /// Extra wait beyond a job's backstop before a silent worker is killed.
+    pub grace: Duration,
+    /// Bytes of artifacts the worker may keep loaded.
+    pub module_cache_bytes: u64,
 }
 
 /// How one execution ended.
@@ -37,7 +85,7 @@ pub enum Outcome {
 pub async fn run(
     mut worker: ExecWorker,
     job: &ExecuteJob,
-    grace: Duration,
+    limits: RunLimits,
 ) -> (Option<ExecWorker>, Outcome, Duration) {
     let started = Instant::now();
     match link(&mut worker, job) {
@@ -61,10 +109,18 @@ pub async fn run(
         params: job.params.clone(),
         validation_params: job.validation_params.to_vec(),
         timeout_ms: job.timeout.as_millis() as u64,
+        module_cache_bytes: limits.module_cache_bytes,
     };
-    let wait = JobLimits::from_cpu(job.timeout).wall + grace;
-    let response = worker.process.call(&request, wait).await;
+    let wait = JobLimits::from_cpu(job.timeout).wall + limits.grace;
+    let answer = worker
+        .process
+        .call::<_, ExecuteAnswer>(&request, wait)
+        .await;
     let elapsed = started.elapsed();
+    let response = answer.map(|answer| {
+        worker.loaded.update(answer.modules);
+        answer.outcome
+    });
     match response {
         Ok(ExecuteResponse::BadArtifact(reason)) => {
             unlink(&mut worker, &job.id);

@@ -57,8 +57,14 @@ pub struct QueueConfig {
     pub grace: Duration,
     /// How long a backing job may wait for a worker; `None` for ever.
     pub backing_deadline: Option<Duration>,
+    /// Bytes of artifacts each worker keeps loaded.
+    pub module_cache_bytes: u64,
 }
 
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one event per job or spawn: moving a few hundred bytes costs nothing next to either"
+)]
 enum PoolEvent {
     Spawned {
         key: [u8; 32],
@@ -185,6 +191,7 @@ impl State {
                     process,
                     key,
                     linked: HashSet::new(),
+                    loaded: pool::LoadedGauge::new(&self.metrics),
                 });
             }
             Ok((
@@ -343,9 +350,12 @@ impl State {
 
     fn start(&mut self, worker: ExecWorker, job: ExecuteJob) {
         self.metrics.execute_assigned(job.enqueued.elapsed());
-        let grace = self.config.grace;
+        let limits = pool::RunLimits {
+            grace: self.config.grace,
+            module_cache_bytes: self.config.module_cache_bytes,
+        };
         let handle = self.tasks.spawn(async move {
-            let (worker, outcome, elapsed) = pool::run(worker, &job, grace).await;
+            let (worker, outcome, elapsed) = pool::run(worker, &job, limits).await;
             PoolEvent::Done {
                 worker,
                 job: Box::new(job),

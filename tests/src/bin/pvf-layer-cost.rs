@@ -121,6 +121,7 @@ async fn layers_cost(rounds: usize) {
         tcp_port: 0,
         udp_port: 0,
         rlimits: JobRlimits::default(),
+        in_worker: false,
     };
     let configs = configs();
     let mut spawn_times = vec![Vec::new(); configs.len()];

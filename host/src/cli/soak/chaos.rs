@@ -236,13 +236,20 @@ pub fn workers(cache: &Path) -> Vec<i32> {
         .collect()
 }
 
-/// Live jobs: children of the workers.
+/// Live jobs and artifact holders: the workers' children (a prepare worker's jobs, an
+/// execute worker's holders) and the holders' children (execute jobs).
 pub fn jobs(cache: &Path) -> Vec<i32> {
     let workers = workers(cache);
-    processes()
-        .filter(|(_, ppid, _)| workers.contains(ppid))
-        .map(|(pid, ..)| pid)
-        .collect()
+    let live: Vec<(i32, i32, String)> = processes().collect();
+    let children = |parents: &[i32]| -> Vec<i32> {
+        live.iter()
+            .filter(|(_, ppid, _)| parents.contains(ppid))
+            .map(|(pid, ..)| *pid)
+            .collect()
+    };
+    let mut jobs = children(&workers);
+    jobs.extend(children(&jobs));
+    jobs
 }
 
 /// Every live (not zombie) process whose command line mentions `needle`.

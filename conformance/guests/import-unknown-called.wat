@@ -1,0 +1,7 @@
+;; import-unknown-called: calls env.ext_made_up_version_1, which no host defines.
+(module
+  (import "env" "ext_made_up_version_1" (func))
+  (memory (export "memory") 2)
+  (global (export "__heap_base") i32 (i32.const 1024))
+  (data (i32.const 16) "\00\00\00\00\00\00\00\00\00\00\00\00")
+  (func (export "validate_block") (param i32 i32) (result i64) (call 0) (i64.or (i64.shl (i64.const 12) (i64.const 32)) (i64.const 16))))

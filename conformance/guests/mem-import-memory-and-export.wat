@@ -1,0 +1,8 @@
+;; mem-import-memory-and-export: imports foo.memory and also exports it as "memory", so a
+;; host that turns the import into an export named after its field exports "memory" twice.
+(module
+  (import "foo" "memory" (memory 2))
+  (export "memory" (memory 0))
+  (global (export "__heap_base") i32 (i32.const 1024))
+  (data (i32.const 16) "\00\00\00\00\00\00\00\00\00\00\00\00")
+  (func (export "validate_block") (param i32 i32) (result i64) (i64.or (i64.shl (i64.const 12) (i64.const 32)) (i64.const 16))))

@@ -1,0 +1,7 @@
+;; memory64: a 64-bit memory as the exported memory.
+(module
+  (memory (export "memory") i64 2)
+  (global (export "__heap_base") i32 (i32.const 1024))
+  (data (i64.const 16) "\00\00\00\00\00\00\00\00\00\00\00\00")
+  (func (export "validate_block") (param i32 i32) (result i64)
+    (i64.or (i64.shl (i64.const 12) (i64.const 32)) (i64.const 16))))

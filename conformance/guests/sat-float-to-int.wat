@@ -1,0 +1,8 @@
+;; sat-float-to-int: uses i32.trunc_sat_f32_s (non-trapping float-to-int).
+(module
+  (memory (export "memory") 2)
+  (global (export "__heap_base") i32 (i32.const 1024))
+  (data (i32.const 16) "\00\00\00\00\00\00\00\00\00\00\00\00")
+  (func (export "validate_block") (param i32 i32) (result i64)
+    (if (i32.ne (i32.trunc_sat_f32_s (f32.const 1e20)) (i32.const 0x7fffffff)) (then unreachable))
+    (i64.or (i64.shl (i64.const 12) (i64.const 32)) (i64.const 16))))

@@ -1,0 +1,9 @@
+//! Polkadot's execute worker, built from its published crate the way a Polkadot node builds
+//! its own worker binary. The version must match what the harness passes as the node version.
+
+polkadot_node_core_pvf_common::decl_worker_main!(
+    "execute-worker",
+    polkadot_node_core_pvf_execute_worker::worker_entrypoint,
+    env!("CARGO_PKG_VERSION"),
+    "conformance",
+);
