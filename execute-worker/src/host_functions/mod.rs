@@ -27,7 +27,7 @@
 //! | `ext_misc_print_hex_version_1` | `(i64)` | debug log in hex |
 //! | `ext_misc_runtime_version_version_1` | `(i64 wasm) -> i64` | SCALE `Option<Vec<u8>>`: the blob's embedded `runtime_version`/`runtime_apis` sections re-encoded; `None` on any failure |
 //! | `ext_trie_{blake2,keccak}_256_root_version_1` | `(i64 pairs) -> i32` | root of SCALE `Vec<(Vec<u8>, Vec<u8>)>`, state version 0 |
-//! | `ext_trie_{blake2,keccak}_256_root_version_2` | `(i64 pairs, i32 version) -> i32` | state version 0 or 1 (the low byte of the argument); other versions trap |
+//! | `ext_trie_{blake2,keccak}_256_root_version_2` | `(i64 pairs, i32 version) -> i32` | state version 0, or 1 (the low byte of the argument is 1 or 2, as Polkadot reads it); other versions trap |
 //! | `ext_trie_{blake2,keccak}_256_ordered_root_version_1` | `(i64 items) -> i32` | root of SCALE `Vec<Vec<u8>>` keyed by compact index, state version 0 |
 //! | `ext_trie_{blake2,keccak}_256_ordered_root_version_2` | `(i64 items, i32 version) -> i32` | as `root` version 2 |
 //! | `ext_trie_{blake2,keccak}_256_verify_proof_version_1` | `(i32 root, i64 proof, i64 key, i64 value) -> i32` | compact proof (SCALE `Vec<Vec<u8>>`) of key → value, state version 0 |
@@ -38,7 +38,8 @@
 //! | `ext_crypto_ecdsa_verify_version_1` | `(i32 sig, i64 msg, i32 pub) -> i32` | key recovered from BLAKE2b-256 of msg equals the 33-byte key; overflowing r/s reduced |
 //! | `ext_crypto_ecdsa_verify_version_2` | `(i32 sig, i64 msg, i32 pub) -> i32` | as version 1, overflowing r/s rejected |
 //! | `ext_crypto_ecdsa_verify_prehashed_version_1` | `(i32 sig, i32 hash, i32 pub) -> i32` | as version 2 on a given 32-byte hash |
-//! | `ext_crypto_{ed25519,sr25519,ecdsa}_batch_verify_version_1` | `(i32 sig, i64 msg, i32 pub) -> i32` | verifies now, as the latest version of the scheme's verify; inside a batch also records the result |
+//! | `ext_crypto_{sr25519,ecdsa}_batch_verify_version_1` | `(i32 sig, i64 msg, i32 pub) -> i32` | verifies now, as the latest version of the scheme's verify; inside a batch also records the result |
+//! | `ext_crypto_ed25519_batch_verify_version_1` | `(i32 sig, i64 msg, i32 pub) -> i32` | traps, as every call does in Polkadot's host (a re-entrant borrow there) |
 //! | `ext_crypto_start_batch_verify_version_1` | `()` | opens a batch; a second open traps |
 //! | `ext_crypto_finish_batch_verify_version_1` | `() -> i32` | closes the batch: 1 if every recorded signature was valid; without an open batch traps |
 //! | `ext_crypto_secp256k1_ecdsa_recover_version_1` | `(i32 sig, i32 msg) -> i64` | SCALE `Result<[u8; 64], _>`; overflowing r/s are reduced (accepted) |
@@ -329,7 +330,7 @@ mod tests {
         (import "env" "ext_crypto_sr25519_verify_version_1" (func (param i32 i64 i32) (result i32)))
         (import "env" "ext_crypto_sr25519_verify_version_2" (func (param i32 i64 i32) (result i32)))
         (import "env" "ext_crypto_ed25519_batch_verify_version_1" (func $ed_batch (param i32 i64 i32) (result i32)))
-        (import "env" "ext_crypto_sr25519_batch_verify_version_1" (func (param i32 i64 i32) (result i32)))
+        (import "env" "ext_crypto_sr25519_batch_verify_version_1" (func $sr_batch (param i32 i64 i32) (result i32)))
         (import "env" "ext_crypto_start_batch_verify_version_1" (func $start (param)))
         (import "env" "ext_crypto_finish_batch_verify_version_1" (func $finish (result i32)))
         (import "env" "ext_crypto_secp256k1_ecdsa_recover_version_1" (func $recover (param i32 i32) (result i64)))
@@ -347,7 +348,9 @@ mod tests {
         (func (export "start") (call $start))
         (func (export "finish") (result i32) (call $finish))
         (func (export "ed_batch") (param i32 i64 i32) (result i32)
-            (call $ed_batch (local.get 0) (local.get 1) (local.get 2))))"#;
+            (call $ed_batch (local.get 0) (local.get 1) (local.get 2)))
+        (func (export "sr_batch") (param i32 i64 i32) (result i32)
+            (call $sr_batch (local.get 0) (local.get 1) (local.get 2))))"#;
 
     /// An instance of [`ALL_IMPORTS`] with its heap starting at 64 KiB.
     /// RFC 8032 section 7.1 TEST 1: the signature at 0 and the key at 64 (its message is
@@ -430,7 +433,7 @@ mod tests {
         let trie = instance
             .get_typed_func::<(i64, i32), i32>(&mut store, "trie")
             .unwrap();
-        for version in [0, 1, 256] {
+        for version in [0, 1, 2, 256] {
             let ptr = trie.call(&mut store, (1 << 32, version)).unwrap();
             assert_eq!(
                 hex::encode(read(&store, memory, ptr as u32, 32)),
@@ -438,8 +441,8 @@ mod tests {
                 "state version {version}"
             );
         }
-        let trap = trie.call(&mut store, (1 << 32, 2)).unwrap_err();
-        assert!(format!("{trap:?}").contains("state version 2"), "{trap:?}");
+        let trap = trie.call(&mut store, (1 << 32, 3)).unwrap_err();
+        assert!(format!("{trap:?}").contains("state version 3"), "{trap:?}");
         // Not Wasm: runtime_version answers SCALE None (one zero byte).
         let version = instance
             .get_typed_func::<i64, i64>(&mut store, "version")
@@ -451,8 +454,16 @@ mod tests {
     #[test]
     fn a_batch_records_failures_and_must_be_opened_once_and_closed_once() {
         let (mut store, instance, memory) = instance();
-        // RFC 8032 TEST 1; the message is empty (valid) or 1 byte.
-        write_rfc8032_test1(&mut store, memory);
+        // An sr25519 signature of the empty message at 0, its key at 64; the message is
+        // empty (valid) or 1 byte.
+        let pair = schnorrkel::MiniSecretKey::from_bytes(&[7; 32])
+            .unwrap()
+            .expand_to_keypair(schnorrkel::ExpansionMode::Ed25519);
+        let sig = pair.sign_simple(crypto::SR25519_CONTEXT, b"").to_bytes();
+        memory.write(&mut store, 0, &sig).unwrap();
+        memory
+            .write(&mut store, 64, &pair.public.to_bytes())
+            .unwrap();
         let start = instance
             .get_typed_func::<(), ()>(&mut store, "start")
             .unwrap();
@@ -460,7 +471,7 @@ mod tests {
             .get_typed_func::<(), i32>(&mut store, "finish")
             .unwrap();
         let verify = instance
-            .get_typed_func::<(i32, i64, i32), i32>(&mut store, "ed_batch")
+            .get_typed_func::<(i32, i64, i32), i32>(&mut store, "sr_batch")
             .unwrap();
         // Outside a batch it simply verifies.
         assert_eq!(verify.call(&mut store, (0, 0, 64)).unwrap(), 1);
@@ -485,5 +496,26 @@ mod tests {
             .unwrap();
         start.call(&mut store, ()).unwrap();
         assert!(start.call(&mut store, ()).is_err(), "a second start");
+    }
+
+    #[test]
+    fn ed25519_batch_verify_traps_like_polkadots_host() {
+        let (mut store, instance, memory) = instance();
+        write_rfc8032_test1(&mut store, memory);
+        let verify = instance
+            .get_typed_func::<(i32, i64, i32), i32>(&mut store, "ed_batch")
+            .unwrap();
+        assert!(
+            verify.call(&mut store, (0, 0, 64)).is_err(),
+            "outside a batch"
+        );
+        let start = instance
+            .get_typed_func::<(), ()>(&mut store, "start")
+            .unwrap();
+        start.call(&mut store, ()).unwrap();
+        assert!(
+            verify.call(&mut store, (0, 0, 64)).is_err(),
+            "inside a batch"
+        );
     }
 }

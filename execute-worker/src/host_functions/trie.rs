@@ -182,10 +182,11 @@ impl ProofArgs {
 }
 
 /// The state version argument: a `u8` passed in an `i32`, so only the low byte counts.
+/// Polkadot's host reads 2 as version 1 (sp-storage's `StateVersion::try_from`).
 fn state_version(arg: u32, function: &'static str) -> Result<StateVersion, HostError> {
     match arg as u8 {
         0 => Ok(StateVersion::V0),
-        1 => Ok(StateVersion::V1),
+        1 | 2 => Ok(StateVersion::V1),
         other => Err(HostError::BadArgument {
             function,
             reason: format!("state version {other}"),
