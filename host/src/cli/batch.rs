@@ -124,14 +124,16 @@ impl Tally {
 
 /// Reads and parses the batch file, loading each distinct code file once.
 fn load(file: &Path) -> Result<Vec<ExecuteArgs>, String> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", file.display());
+    let mut input = std::io::BufReader::new(std::fs::File::open(file).map_err(cannot)?);
     let base = file.parent().unwrap_or(Path::new("."));
     let mut codes = super::input::CodeCache::default();
     let mut requests = Vec::new();
-    for (number, line) in text.lines().enumerate() {
-        let at = |e: String| format!("{}:{}: {e}", file.display(), number + 1);
-        if let Some(request) = codes.parse_request(line, base).map_err(at)? {
+    let mut number = 0;
+    while let Some(line) = super::input::read_line(&mut input).map_err(cannot)? {
+        number += 1;
+        let at = |e: String| format!("{}:{number}: {e}", file.display());
+        if let Some(request) = codes.parse_request(&line.map_err(at)?, base).map_err(at)? {
             requests.push(request);
         }
     }

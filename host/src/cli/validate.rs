@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use pvf_common::params::ExecutorParams;
 use pvf_common::validation::ValidationParams;
+use pvf_host::host::MAX_VALIDATION_PARAMS_LEN;
 use pvf_host::{ExecuteArgs, Execution, ExitCode, Verdict};
 
 use super::Kind;
@@ -38,9 +39,7 @@ pub struct Args {
 pub async fn run(config: pvf_host::Config, args: Args) -> ExitCode {
     let inputs = super::input::read_code(&args.code).and_then(|code| {
         let params = match (&args.params, &args.params_hex) {
-            (Some(path), _) => {
-                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
-            }
+            (Some(path), _) => super::input::read_capped(path, MAX_VALIDATION_PARAMS_LEN as u64)?,
             (None, Some(hex)) => super::input::params_from_hex(hex)?,
             (None, None) => ValidationParams::default().encode(),
         };
