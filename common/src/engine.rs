@@ -4,6 +4,9 @@
 //! configures wasmtime. Consensus needs the same module to behave the same on every
 //! validator: NaN canonicalization is on, and only the Wasm features that Polkadot's host
 //! allows are enabled (wasmtime 48 enables far more by default).
+//!
+//! One setting differs from Polkadot's on purpose without changing what code computes:
+//! compilation is parallel (Polkadot's is single-threaded for reproducible timing).
 
 use std::hash::{Hash, Hasher};
 use std::sync::OnceLock;
@@ -27,15 +30,14 @@ pub const HOST_STACK_MARGIN: usize = 2 * 1024 * 1024;
 #[error("cannot build the wasmtime engine: {0}")]
 pub struct EngineError(String);
 
-/// The Wasm features a module may use under `params`: Wasm 1.0 with the post-MVP features
-/// that Polkadot's runtimes are built with, and bulk memory when the parameters allow it.
+/// The Wasm features a module may use under `params`: Wasm 1.0, and bulk memory when the
+/// parameters allow it, as Polkadot's executor configures wasmtime. (Its parser, which the
+/// prepare worker also runs, knows only Wasm 1.0, so bulk memory instructions are refused
+/// before they reach the engine there as here.)
 pub fn wasm_features(params: &ExecutorParams) -> WasmFeatures {
-    // GC_TYPES (part of wasmparser's MVP set) only matters with reference types, which are
-    // off; wasmtime refuses it when built without GC support.
-    let mut features = (WasmFeatures::WASM1 - WasmFeatures::GC_TYPES)
-        | WasmFeatures::SIGN_EXTENSION
-        | WasmFeatures::SATURATING_FLOAT_TO_INT
-        | WasmFeatures::MULTI_VALUE;
+    // GC_TYPES (part of wasmparser's Wasm 1.0 set) only matters with reference types, which
+    // are off; wasmtime refuses it when built without GC support.
+    let mut features = WasmFeatures::WASM1 - WasmFeatures::GC_TYPES;
     if params.wasm_bulk_memory {
         features |= WasmFeatures::BULK_MEMORY;
     }

@@ -16,11 +16,13 @@ pub enum PrepareError {
     #[codec(index = 1)]
     #[error("prevalidation failed: {0}")]
     Prevalidation(String),
-    /// The compiler refused the code.
+    /// The rewritten code is invalid (e.g. it exports `memory` twice) or the stack limiter
+    /// refused it, as Polkadot's host refuses it.
     #[codec(index = 2)]
     #[error("compilation failed: {0}")]
     Compile(String),
-    /// The job needed more memory than the preparation limit.
+    /// The job needed more memory than the preparation limit. Not deterministic: how much a
+    /// compiler needs is its own, and Polkadot's host has no limit by default.
     #[codec(index = 3)]
     #[error("preparation exceeded its memory limit")]
     OutOfMemory,
@@ -46,6 +48,18 @@ pub enum PrepareError {
     #[codec(index = 7)]
     #[error("preparation failed on this machine: {0}")]
     Internal(String),
+    /// The code is past a limit of this host's compiler that Polkadot's host does not have (a
+    /// function body over wasmparser's size limit, or valid code the compiler fails on):
+    /// this host cannot judge it.
+    #[codec(index = 8)]
+    #[error("preparation is past a limit of this host: {0}")]
+    HostLimit(String),
+    /// A pre-check built the runtime and could not (an import the host does not provide or
+    /// with the wrong type). Not deterministic in Polkadot's host either, so a pre-check
+    /// neither accepts nor rejects such code; executing it fails at runtime construction.
+    #[codec(index = 9)]
+    #[error("runtime construction failed: {0}")]
+    RuntimeConstruction(String),
 }
 
 impl PrepareError {
@@ -53,13 +67,14 @@ impl PrepareError {
     /// remembered for good; the others may be retried.
     pub fn is_deterministic(&self) -> bool {
         match self {
-            Self::Decompress(_) | Self::Prevalidation(_) | Self::Compile(_) | Self::OutOfMemory => {
-                true
-            }
-            Self::TimedOut { .. }
+            Self::Decompress(_) | Self::Prevalidation(_) | Self::Compile(_) => true,
+            Self::OutOfMemory
+            | Self::TimedOut { .. }
             | Self::WallClockExceeded { .. }
             | Self::JobDied(_)
-            | Self::Internal(_) => false,
+            | Self::Internal(_)
+            | Self::HostLimit(_)
+            | Self::RuntimeConstruction(_) => false,
         }
     }
 }
@@ -67,7 +82,8 @@ impl PrepareError {
 /// Why an execute job reported failure from inside.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, thiserror::Error)]
 pub enum ExecJobError {
-    /// The guest trapped (including `unreachable`, out-of-bounds access, stack exhaustion).
+    /// The guest trapped (including `unreachable`, out-of-bounds access, stack exhaustion, a
+    /// host function refusing its arguments, the allocator failing).
     #[codec(index = 0)]
     #[error("trap: {0}")]
     Trap(String),
@@ -79,7 +95,10 @@ pub enum ExecJobError {
     #[codec(index = 2)]
     #[error("bad result: {0}")]
     BadResult(String),
-    /// The module could not be instantiated (start function, memory bound, missing export).
+    /// The runtime could not be constructed or instantiated: an import the host does not
+    /// provide or with the wrong type, a start function that traps, initial memory over the
+    /// bound. Polkadot's host calls this a runtime construction error and treats it as
+    /// possibly transient.
     #[codec(index = 3)]
     #[error("instantiation failed: {0}")]
     Instantiation(String),
@@ -95,6 +114,16 @@ pub enum ExecJobError {
     #[codec(index = 6)]
     #[error("internal error: {0}")]
     Internal(String),
+    /// The instance lacks what the call needs: a `memory` export, an `i32` global
+    /// `__heap_base`, or `validate_block` with the signature `(i32, i32) -> i64`.
+    #[codec(index = 7)]
+    #[error("bad interface: {0}")]
+    BadInterface(String),
+    /// The guest's answer is past a limit of this host that Polkadot's host does not have
+    /// (a result larger than this host carries): this host cannot judge it.
+    #[codec(index = 8)]
+    #[error("past a limit of this host: {0}")]
+    HostLimit(String),
 }
 
 /// How an execute worker's artifact holder (the process that loaded one artifact and forks

@@ -6,7 +6,7 @@
 use parity_scale_codec::{Decode, Encode};
 
 use crate::error::{ExecJobError, HolderFault, PrepareError};
-use crate::params::{ArtifactId, ExecutorParams};
+use crate::params::{ArtifactId, ExecutorParams, PrepKind};
 use crate::sandbox::SecurityStatus;
 use crate::validation::ValidationResult;
 use crate::worker::JobDeath;
@@ -50,6 +50,8 @@ pub struct PrepareRequest {
     /// fresh for each request. The worker creates it (never replaces it); the host opens it
     /// there itself, checks it and copies it into the cache.
     pub artifact_file: String,
+    /// Why it is prepared: a pre-check also checks that the runtime links.
+    pub kind: PrepKind,
 }
 
 /// A prepared artifact, waiting in the worker dir under the name the host chose. Its size

@@ -20,7 +20,7 @@ use pvf_common::message::{
     Envelope, ExecuteAnswer, ExecuteRequest, ExecuteResponse, Handshake, LoadedModules,
     PrepareRequest, PrepareResponse, Prepared,
 };
-use pvf_common::params::{ArtifactId, ExecutorParams};
+use pvf_common::params::{ArtifactId, ExecutorParams, PrepKind};
 use pvf_common::sandbox::{Layer, LayerStatus, SecurityStatus};
 use pvf_common::validation::{ValidationParams, ValidationResult};
 use pvf_common::worker::JobDeath;
@@ -302,7 +302,8 @@ proptest! {
         module_cache_bytes in any::<u64>(),
         mutation in mutation(),
     ) {
-        let prepare = PrepareRequest { code, params: params.clone(), id, timeout_ms, artifact_file };
+        let kind = if timeout_ms % 2 == 0 { PrepKind::Precheck } else { PrepKind::Lenient };
+        let prepare = PrepareRequest { code, params: params.clone(), id, timeout_ms, artifact_file, kind };
         round_trips(&Envelope { nonce, body: prepare }, &mutation)?;
         let execute = ExecuteRequest {
             id,

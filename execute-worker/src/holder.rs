@@ -292,8 +292,8 @@ fn load(engine: &Engine, artifact: VerifiedArtifact) -> Result<(Runtime, Vec<Raw
         .map_err(|e| LoadError::Deserialize(format!("{e:#}")))?;
     drop(artifact);
     let runtime = Runtime::new(engine, module).map_err(|e| match e {
-        RuntimeError::Link(_) => LoadError::Link(e.to_string()),
-        RuntimeError::Image(_) => LoadError::Internal(e.to_string()),
+        RuntimeError::Construction(e) => LoadError::Link(e),
+        RuntimeError::Local(e) => LoadError::Internal(e),
     })?;
     Ok((runtime, sealed_images()?))
 }

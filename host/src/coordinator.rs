@@ -26,7 +26,7 @@ use crate::metrics::Metrics;
 use crate::prepare::failures::Failures;
 use crate::prepare::{self, PrepareJob, PreparedArtifact};
 use crate::priority::Priority;
-use crate::verdict::Verdict;
+use crate::verdict::{Reason, Verdict};
 use crate::worker;
 
 /// Messages from the handles.
@@ -203,6 +203,7 @@ impl State {
             params,
             priority: Priority::Normal,
             timeout,
+            kind: PrepKind::Precheck,
         };
         self.request_preparation(job).prechecks.push(reply);
     }
@@ -228,6 +229,7 @@ impl State {
             params: job.params.clone(),
             priority: Priority::of_execution(job.kind),
             timeout: job.params.prep_timeout(PrepKind::Lenient),
+            kind: PrepKind::Lenient,
         };
         self.request_preparation(prepare).executions.push(*job);
     }
@@ -249,6 +251,7 @@ impl State {
                 params,
                 priority: Priority::Background,
                 timeout,
+                kind: PrepKind::Lenient,
             });
         }
     }
@@ -341,6 +344,11 @@ impl State {
             }));
         }
         for mut job in waiters.executions {
+            // Its caller has gone (the cancel may still be on its way): run nothing for it.
+            if job.reply.is_closed() {
+                self.inner.metrics.execute_cancelled.inc();
+                continue;
+            }
             job.path = p.path.clone();
             job.install = install;
             job.prepare_time += waited;
@@ -359,7 +367,7 @@ impl State {
             self.delete(vec![(job.id, path)]);
         }
         if job.artifact_replaced {
-            let verdict = Verdict::Internal(format!("the artifact was bad twice: {reason}"));
+            let verdict = Verdict::Internal(Reason::BadArtifact(reason));
             answer(*job, verdict);
             return;
         }
@@ -621,10 +629,15 @@ mod tests {
         conclude(&h, cache, id, b"file");
         let (b, _answer) = job(8);
         h.handles.send(ToHost::Execute(b)).unwrap();
-        assert_eq!(
-            next_enqueued(&mut h.to_execute).await.request,
-            8,
-            "7 never ran"
-        );
+        // The cancel may reach the coordinator after the artifact: then it goes on to the
+        // execute queue, which has nothing to drop.
+        let next = loop {
+            match h.to_execute.recv().await {
+                Some(ToExecute::Cancel(7)) => continue,
+                Some(ToExecute::Enqueue(job)) => break job,
+                other => panic!("expected an execution, got {other:?}"),
+            }
+        };
+        assert_eq!(next.request, 8, "7 never ran");
     }
 }

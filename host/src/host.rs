@@ -19,13 +19,15 @@ use crate::execute::{self, ExecuteJob};
 use crate::metrics::{Flavor, Metrics, MetricsError};
 use crate::prepare;
 use crate::security::{self, SecurityReport};
-use crate::verdict::Verdict;
+use crate::verdict::{Reason, Verdict};
 use crate::worker::{Backoff, Spawner};
 
-/// The largest `validation_params` an execution takes: the IPC frame's cap less room for the
-/// rest of the request. Larger params are refused as a request error; they could never
-/// reach a worker.
-pub const MAX_VALIDATION_PARAMS_LEN: usize = MAX_FRAME_LEN as usize - 64 * 1024;
+/// The largest `validation_params` an execution takes: 64 MiB less room for the rest of the
+/// request, far above what Polkadot's candidate validation lets through (a PoV of at most
+/// `MAX_POV_SIZE`, 10 MiB) and within a frame (whose cap is sized for results). Larger params
+/// are refused as a request error.
+pub const MAX_VALIDATION_PARAMS_LEN: usize = 64 * 1024 * 1024 - 64 * 1024;
+const _: () = assert!(MAX_VALIDATION_PARAMS_LEN < MAX_FRAME_LEN as usize);
 
 /// Why the host could not start.
 #[derive(Debug, thiserror::Error)]
@@ -404,9 +406,11 @@ struct RetriesLeft {
 }
 
 impl RetriesLeft {
-    /// Whether `verdict` may be retried, spending one retry of its kind.
+    /// Whether `verdict` may be retried, spending one retry of its kind. Code that cannot be
+    /// prepared deterministically is not retried (Polkadot's `ValidationError::Preparation`).
     fn take(&mut self, verdict: &Verdict) -> bool {
         let left = match verdict {
+            Verdict::Internal(Reason::Preparation(e)) if e.is_deterministic() => return false,
             Verdict::PossiblyInvalid(_) => &mut self.possibly_invalid,
             Verdict::Internal(_) => &mut self.internal,
             Verdict::Valid(_) | Verdict::Invalid(_) => return false,
@@ -461,18 +465,21 @@ mod tests {
             possibly_invalid: 1,
             internal: 1,
         };
-        let maybe = Verdict::PossiblyInvalid("died".into());
-        let internal = Verdict::Internal("io".into());
+        let maybe = Verdict::PossiblyInvalid(Reason::WorkerDied("died".into()));
+        let internal = Verdict::Internal(Reason::Local("io".into()));
         assert!(left.take(&maybe));
         assert!(left.take(&internal));
         assert!(!left.take(&maybe) && !left.take(&internal));
-        let invalid = Verdict::Invalid(crate::InvalidReason::Trap("x".into()));
-        assert!(
-            !RetriesLeft {
+        let invalid = Verdict::Invalid(Reason::Trap("x".into()));
+        let bad_code = Verdict::Internal(Reason::Preparation(
+            pvf_common::error::PrepareError::Prevalidation("x".into()),
+        ));
+        for final_verdict in [invalid, bad_code] {
+            let mut fresh = RetriesLeft {
                 possibly_invalid: 1,
-                internal: 1
-            }
-            .take(&invalid)
-        );
+                internal: 1,
+            };
+            assert!(!fresh.take(&final_verdict), "{final_verdict}");
+        }
     }
 }

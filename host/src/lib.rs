@@ -37,4 +37,4 @@ pub use host::{
     ValidationHost, start,
 };
 pub use priority::Priority;
-pub use verdict::{ExitCode, InvalidReason, Verdict};
+pub use verdict::{ExitCode, Reason, Stage, Verdict};

@@ -10,7 +10,7 @@ use pvf_common::engine;
 use pvf_common::message::{
     ExecuteAnswer, ExecuteRequest, ExecuteResponse, PrepareRequest, PrepareResponse,
 };
-use pvf_common::params::{ArtifactId, ExecutorParams};
+use pvf_common::params::{ArtifactId, ExecutorParams, PrepKind};
 use pvf_common::sandbox::{SecurityStatus, WorkerKind};
 use pvf_common::validation::ValidationParams;
 
@@ -184,6 +184,7 @@ async fn prepare_one(
         id,
         timeout_ms: 10_000,
         artifact_file: pool::fresh_artifact_name(),
+        kind: PrepKind::Precheck,
     };
     let response: PrepareResponse = worker
         .call(&request, Duration::from_secs(60))

@@ -101,6 +101,6 @@ fn artifact_path(ctx: &WorkerContext, name: &str) -> Result<std::path::PathBuf, 
 fn compile(request: &PrepareRequest) -> JobOutput {
     set_limit(request.params.prepare_memory_max);
     let pvf_prepare_worker::Compiled { payload, code_len } =
-        pvf_prepare_worker::compile(&request.code, &request.params)?;
+        pvf_prepare_worker::compile(&request.code, &request.params, request.kind)?;
     Ok((code_len, payload))
 }

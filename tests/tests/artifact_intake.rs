@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pvf_common::error::PrepareError;
-use pvf_common::params::{ArtifactId, ExecKind, ExecutorParams};
+use pvf_common::params::{ArtifactId, ExecKind, ExecutorParams, PrepKind};
 use pvf_common::sandbox::{Layers, SandboxMode};
 use pvf_host::cgroup::CgroupLimits;
 use pvf_host::prepare::{PrepareJob, PreparedArtifact, pool};
@@ -59,6 +59,7 @@ async fn prepare(mode: &str) -> Outcome {
         params,
         priority: Priority::Normal,
         timeout: Duration::from_secs(20),
+        kind: PrepKind::Precheck,
     };
     let (worker, result) = pool::run(worker, &job, cache.path(), Duration::from_secs(5)).await;
     let names = std::fs::read_dir(cache.path())
@@ -155,7 +156,7 @@ async fn through_the_host_a_refused_artifact_is_internal() {
     )
     .await;
     assert!(
-        matches!(&out.verdict, Verdict::Internal(m) if m.contains("refused")),
+        matches!(&out.verdict, Verdict::Internal(r) if r.to_string().contains("refused")),
         "{}",
         out.verdict
     );

@@ -342,7 +342,7 @@ async fn an_approval_killed_once_is_retried_and_gets_its_verdict() {
     // Backing is never retried.
     let out = killed_once(&host, cache.path(), ExecKind::Backing).await;
     assert!(
-        matches!(&out.verdict, Verdict::PossiblyInvalid(m) if m.contains("signal 9")),
+        matches!(&out.verdict, Verdict::PossiblyInvalid(r) if r.to_string().contains("signal 9")),
         "{}",
         out.verdict
     );
@@ -357,7 +357,7 @@ async fn with_retries_off_a_killed_approval_is_possibly_invalid() {
     let host = start_host(one_worker(&cache, |c| c.execute_retry_delay = None)).await;
     let out = killed_once(&host, cache.path(), ExecKind::Dispute).await;
     assert!(
-        matches!(&out.verdict, Verdict::PossiblyInvalid(m) if m.contains("signal 9")),
+        matches!(&out.verdict, Verdict::PossiblyInvalid(r) if r.to_string().contains("signal 9")),
         "{}",
         out.verdict
     );

@@ -10,7 +10,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use pvf_common::params::{ExecKind, ExecutorParams};
 use pvf_host::{
-    ArtifactStatus, Config, ExecuteArgs, HostError, InvalidReason, ValidationHost, Verdict,
+    ArtifactStatus, Config, ExecuteArgs, HostError, Reason, Stage, ValidationHost, Verdict,
 };
 use pvf_tests::{
     adder_head, adder_params, adder_variant, assert_adder_valid, child_processes, children_of,
@@ -57,7 +57,7 @@ async fn halt(host: &ValidationHost, limit_ms: u64) -> pvf_host::Execution {
 
 fn assert_timeout(verdict: &Verdict, limit_ms: u64) {
     assert!(
-        matches!(verdict, Verdict::Invalid(InvalidReason::Timeout { cpu_ms }) if *cpu_ms >= limit_ms),
+        matches!(verdict, Verdict::Invalid(Reason::Timeout { cpu_ms }) if *cpu_ms >= limit_ms),
         "{verdict}"
     );
 }
@@ -114,7 +114,8 @@ async fn nine_halt_jobs_on_two_workers_all_get_a_verdict() {
             .unwrap();
         // On a machine busy with other work a job may be starved into the backstop; both
         // are verdicts, which is what this test is about.
-        let starved = matches!(&out.verdict, Verdict::PossiblyInvalid(m) if m.contains("backstop"));
+        let starved =
+            matches!(&out.verdict, Verdict::PossiblyInvalid(r) if r.kind() == "wall_clock");
         if !starved {
             assert_timeout(&out.verdict, limit);
         }
@@ -220,7 +221,7 @@ async fn a_stopped_or_killed_worker_or_job_gives_the_documented_verdict_and_work
 
     let verdict = halt_and(&host, &cache, |r| signal(r.worker, Signal::SIGSTOP)).await;
     assert!(
-        matches!(&verdict, Verdict::PossiblyInvalid(m) if m.contains("did not answer")),
+        matches!(&verdict, Verdict::PossiblyInvalid(r) if r.to_string().contains("did not answer")),
         "{verdict}"
     );
     assert_adder_valid(&host, &guest("adder"), 5, 6).await;
@@ -231,7 +232,7 @@ async fn a_stopped_or_killed_worker_or_job_gives_the_documented_verdict_and_work
 
     let verdict = halt_and(&host, &cache, |r| signal(r.job, Signal::SIGKILL)).await;
     assert!(
-        matches!(&verdict, Verdict::PossiblyInvalid(m) if m.contains("signal 9")),
+        matches!(&verdict, Verdict::PossiblyInvalid(r) if r.kind() == "job_died" && r.to_string().contains("signal 9")),
         "{verdict}"
     );
     assert_adder_valid(&host, &guest("adder"), 5, 6).await;
@@ -260,12 +261,12 @@ async fn a_stopped_or_killed_holder_costs_only_its_own_request() {
 
     let verdict = halt_and(&host, &cache, |r| signal(r.holder, Signal::SIGSTOP)).await;
     assert!(
-        matches!(&verdict, Verdict::PossiblyInvalid(m) if m.contains("holder did not answer")),
+        matches!(&verdict, Verdict::PossiblyInvalid(r) if r.kind() == "wall_clock" && r.to_string().contains("holder did not answer")),
         "{verdict}"
     );
     let verdict = halt_and(&host, &cache, |r| signal(r.holder, Signal::SIGKILL)).await;
     assert!(
-        matches!(&verdict, Verdict::PossiblyInvalid(m) if m.contains("holder died") && m.contains("signal 9")),
+        matches!(&verdict, Verdict::PossiblyInvalid(r) if r.kind() == "job_died" && r.to_string().contains("holder died") && r.to_string().contains("signal 9")),
         "{verdict}"
     );
     // The same worker, still holding the adder in the same holder, serves it.
@@ -517,7 +518,8 @@ async fn failed_preparations_are_remembered_and_retried_after_the_cooldown() {
     let run = || execute(&host, &code, &p, &vp, ExecKind::Backing);
     let out = run().await;
     assert!(
-        matches!(&out.verdict, Verdict::Internal(m) if m.contains("timed out") || m.contains("backstop")),
+        matches!(&out.verdict, Verdict::Internal(r)
+            if r.stage() == Stage::Prepare && matches!(r.kind(), "timeout" | "wall_clock")),
         "{}",
         out.verdict
     );
@@ -564,9 +566,10 @@ async fn failed_preparations_are_remembered_and_retried_after_the_cooldown() {
             ExecKind::Backing,
         )
         .await;
+        // Pre-checking judges code; during execution, it is never a vote.
         assert!(matches!(
             out.verdict,
-            Verdict::Invalid(InvalidReason::Preparation(_))
+            Verdict::Internal(Reason::Preparation(_))
         ));
     }
     assert_eq!(host.metrics().preparations(), before + 1);

@@ -6,7 +6,7 @@ use parity_scale_codec::Encode;
 use pvf_common::compress::{MAGIC, POV_BOMB_LIMIT};
 use pvf_common::params::{ExecKind, ExecutorParams};
 use pvf_common::validation::ValidationParams;
-use pvf_host::{InvalidReason, Verdict};
+use pvf_host::{Reason, Verdict};
 use pvf_tests::{adder_head, guest, host_config};
 
 /// `size` zero bytes, compressed with the PoV magic (zstd streams zeros at ~30000:1).
@@ -88,7 +88,7 @@ async fn a_pov_bomb_is_invalid_and_memory_stays_bounded() {
     let host_before = own_peak_rss_kib();
     let out = pvf_tests::execute(&host, &code, &params, &vp.encode(), ExecKind::Backing).await;
     assert!(
-        matches!(&out.verdict, Verdict::Invalid(InvalidReason::BadParams(m)) if m.contains("bomb")),
+        matches!(&out.verdict, Verdict::Invalid(Reason::BadParams(m)) if m.contains("bomb")),
         "{}",
         out.verdict
     );

@@ -53,7 +53,7 @@ async fn assert_violation_each_time(mode: &str) {
     let run = run(mode).await;
     for verdict in &run.verdicts {
         assert!(
-            matches!(verdict, Verdict::Internal(reason) if reason.contains("protocol")),
+            matches!(verdict, Verdict::Internal(reason) if reason.to_string().contains("protocol")),
             "{mode}: {verdict}"
         );
     }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use pvf_common::params::{ExecKind, ExecutorParams};
-use pvf_host::{InvalidReason, ValidationHost, Verdict};
+use pvf_host::{Reason, ValidationHost, Verdict};
 use pvf_tests::{guest, host_config, start_host, validation_params};
 
 async fn host(cache: &tempfile::TempDir) -> ValidationHost {
@@ -67,7 +67,7 @@ async fn recursion_fits(
     match run(host, code, params, &depth(n)).await {
         Verdict::Valid(_) => true,
         // The instrumented limit traps with `unreachable`; a native overflow would not.
-        Verdict::Invalid(InvalidReason::Trap(m)) if m.contains("unreachable") => false,
+        Verdict::Invalid(Reason::Trap(m)) if m.contains("unreachable") => false,
         other => panic!("depth {n}: {other}"),
     }
 }
@@ -135,7 +135,7 @@ async fn memory_stops_at_the_page_limit_and_touching_past_it_is_invalid() {
         assert_eq!(result.head_data, pages.to_le_bytes());
         let verdict = run(&host, &code, &params, &validation_params(&[], &[1])).await;
         assert!(
-            matches!(&verdict, Verdict::Invalid(InvalidReason::Trap(m)) if m.contains("out of bounds")),
+            matches!(&verdict, Verdict::Invalid(Reason::Trap(m)) if m.contains("out of bounds")),
             "{verdict}"
         );
     }
@@ -147,7 +147,7 @@ async fn memory_stops_at_the_page_limit_and_touching_past_it_is_invalid() {
     )
     .await;
     assert!(
-        matches!(&verdict, Verdict::Invalid(InvalidReason::Trap(m)) if m.contains("allocator")),
+        matches!(&verdict, Verdict::Invalid(Reason::Trap(m)) if m.contains("allocator")),
         "{verdict}"
     );
 }
@@ -168,7 +168,7 @@ async fn a_memory_grow_loop_is_invalid_within_its_time_limit() {
     let verdict = run(&host, &code, &params, &validation_params(&[], &[])).await;
     let elapsed = start.elapsed();
     assert!(
-        matches!(verdict, Verdict::Invalid(InvalidReason::Timeout { cpu_ms }) if cpu_ms >= 1_000),
+        matches!(verdict, Verdict::Invalid(Reason::Timeout { cpu_ms }) if cpu_ms >= 1_000),
         "{verdict}"
     );
     assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
@@ -204,7 +204,7 @@ async fn host_functions_serve_a_guest_and_bad_arguments_trap() {
     )
     .await;
     assert!(
-        matches!(&verdict, Verdict::Invalid(InvalidReason::Trap(m)) if m.contains("log level 9")),
+        matches!(&verdict, Verdict::Invalid(Reason::Trap(m)) if m.contains("log level 9")),
         "{verdict}"
     );
 }
@@ -221,7 +221,7 @@ async fn a_reported_panic_is_invalid_with_its_message() {
     )
     .await;
     assert!(
-        matches!(&verdict, Verdict::Invalid(InvalidReason::Panic(m)) if m == "attempt to divide by zero"),
+        matches!(&verdict, Verdict::Invalid(Reason::Panic(m)) if m == "attempt to divide by zero"),
         "{verdict}"
     );
 }

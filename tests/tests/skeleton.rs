@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use pvf_common::params::{ExecKind, ExecutorParams};
-use pvf_host::{InvalidReason, ValidationHost, Verdict};
+use pvf_host::{PrecheckError, Reason, Stage, ValidationHost, Verdict};
 use pvf_tests::{
     adder_head, adder_params, execute, guest, guest_path, host_config, pvf_cli, start_host,
 };
@@ -63,7 +63,7 @@ async fn halt_times_out_between_the_limit_and_the_backstop() {
     .await;
     let elapsed = start.elapsed();
     assert!(
-        matches!(out.verdict, Verdict::Invalid(InvalidReason::Timeout { cpu_ms }) if cpu_ms >= 500),
+        matches!(out.verdict, Verdict::Invalid(Reason::Timeout { cpu_ms }) if cpu_ms >= 500),
         "{}",
         out.verdict
     );
@@ -84,13 +84,13 @@ async fn trap_and_bad_results_are_invalid_with_their_cause() {
 
     let out = execute(&host, &guest("trap"), &p, &empty, ExecKind::Backing).await;
     assert!(
-        matches!(&out.verdict, Verdict::Invalid(InvalidReason::Trap(m)) if m.contains("unreachable")),
+        matches!(&out.verdict, Verdict::Invalid(Reason::Trap(m)) if m.contains("unreachable")),
         "{}",
         out.verdict
     );
     let out = execute(&host, &guest("bad-result"), &p, &empty, ExecKind::Backing).await;
     assert!(
-        matches!(&out.verdict, Verdict::Invalid(InvalidReason::BadResult(m)) if m.contains("outside memory")),
+        matches!(&out.verdict, Verdict::Invalid(Reason::BadResult(m)) if m.contains("outside memory")),
         "{}",
         out.verdict
     );
@@ -103,7 +103,7 @@ async fn trap_and_bad_results_are_invalid_with_their_cause() {
     )
     .await;
     assert!(
-        matches!(&out.verdict, Verdict::Invalid(InvalidReason::BadResult(m)) if m.contains("undecodable")),
+        matches!(&out.verdict, Verdict::Invalid(Reason::BadResult(m)) if m.contains("undecodable")),
         "{}",
         out.verdict
     );
@@ -145,28 +145,46 @@ async fn a_stub_call_is_internal_and_names_the_function() {
     )
     .await;
     assert!(
-        matches!(&out.verdict, Verdict::Internal(m) if m.contains("ext_storage_get_version_1")),
+        matches!(&out.verdict, Verdict::Internal(Reason::UnsupportedHostFunction(m)) if m.contains("ext_storage_get_version_1")),
         "{}",
         out.verdict
     );
 }
 
+/// Whether `verdict` is what a preparation failure gives during execution: Internal from the
+/// prepare stage (Polkadot's candidate validation abstains; pre-checking judges code).
+fn failed_preparation(verdict: &Verdict, detail: &str) -> bool {
+    matches!(verdict, Verdict::Internal(r @ Reason::Preparation(e))
+        if r.stage() == Stage::Prepare && r.kind() == "preparation" && e.to_string().contains(detail))
+}
+
 #[tokio::test]
-async fn invalid_code_is_an_invalid_preparation() {
+async fn invalid_code_is_internal_when_executed_and_invalid_when_prechecked() {
     let cache = tempfile::tempdir().unwrap();
     let host = host(&cache).await;
+    let garbage = b"\0asm\x01\0\0\0garbage";
     let out = execute(
         &host,
-        b"\0asm\x01\0\0\0garbage",
+        garbage,
         &ExecutorParams::default(),
         &[],
         ExecKind::Backing,
     )
     .await;
     assert!(
-        matches!(&out.verdict, Verdict::Invalid(InvalidReason::Preparation(e)) if e.is_deterministic()),
+        failed_preparation(&out.verdict, "invalid Wasm"),
         "{}",
         out.verdict
+    );
+    let precheck = host
+        .precheck(
+            std::sync::Arc::new(garbage.to_vec()),
+            ExecutorParams::default(),
+        )
+        .await;
+    assert!(
+        matches!(&precheck, Err(PrecheckError::Prepare(e)) if e.is_deterministic()),
+        "{precheck:?}"
     );
     // A code bomb: zeros past the default limit compress to almost nothing.
     let past = ExecutorParams::default().code_bomb_limit as usize + 1;
@@ -179,11 +197,7 @@ async fn invalid_code_is_an_invalid_preparation() {
         ExecKind::Backing,
     )
     .await;
-    assert!(
-        matches!(&out.verdict, Verdict::Invalid(InvalidReason::Preparation(e)) if e.to_string().contains("bomb")),
-        "{}",
-        out.verdict
-    );
+    assert!(failed_preparation(&out.verdict, "bomb"), "{}", out.verdict);
 }
 
 #[tokio::test]
@@ -218,7 +232,7 @@ async fn the_code_bomb_limit_is_the_one_the_request_carries() {
     )
     .await;
     assert!(
-        matches!(&one_less.verdict, Verdict::Invalid(InvalidReason::Preparation(e)) if e.to_string().contains("bomb")),
+        failed_preparation(&one_less.verdict, "bomb"),
         "{}",
         one_less.verdict
     );

@@ -10,9 +10,11 @@ use parity_scale_codec::{Decode, DecodeAll, Encode};
 /// Width of the length prefix in bytes.
 pub const HEADER_LEN: usize = 4;
 
-/// The largest payload a frame may carry. Large enough for a maximum-size PoV (which travels
-/// in a frame) with room to spare; artifacts travel as files, not frames.
-pub const MAX_FRAME_LEN: u32 = 64 * 1024 * 1024;
+/// The largest payload a frame may carry: a `validate_block` result of
+/// [`MAX_RESULT_LEN`](crate::validation::MAX_RESULT_LEN) (as large as Polkadot's host accepts
+/// under the default memory bound) with 1 MiB for its envelope, which is also more than a
+/// maximum-size PoV needs. Artifacts travel as files, not frames.
+pub const MAX_FRAME_LEN: u32 = crate::validation::MAX_RESULT_LEN as u32 + 1024 * 1024;
 
 /// Why a frame could not be read or written.
 #[derive(Debug, thiserror::Error)]

@@ -54,9 +54,10 @@ impl Heap for WasmHeap<'_> {
         self.memory.data_size(self.store.as_context()) as u64
     }
 
+    /// The executor's bound alone, as in Polkadot's host: preparation drops a module's
+    /// declared maximum.
     fn max_pages(&self) -> u64 {
-        let declared = self.memory.ty(self.store.as_context()).maximum();
-        declared.map_or(self.max_pages, |d| d.min(self.max_pages))
+        self.max_pages
     }
 
     fn read_u64(&self, at: u32) -> Option<u64> {

@@ -2,18 +2,24 @@
 //!
 //! Each version's rules are the ones Polkadot's host applies, with the same libraries where
 //! the rules are a library's own: ed25519 by ZIP-215 (`ed25519-zebra`), sr25519 by
-//! `schnorrkel` under the `substrate` signing context, secp256k1 recovery by `libsecp256k1`
-//! (version 1 reduces overflowing r/s as that library's `parse_overflowing` does; version 2
-//! rejects them, as the C library behind Polkadot's version 2 does).
+//! `schnorrkel` under the `substrate` signing context, secp256k1 by `libsecp256k1`. Version
+//! 1 of secp256k1 recovery and of ECDSA verification reduces overflowing r/s as that
+//! library's `parse_overflowing` does; version 2 (and `ecdsa_verify_prehashed`) rejects
+//! them, as the C library behind Polkadot's version 2 does. Neither requires a low s.
+//!
+//! ECDSA verification recovers the key from the signature (r ‖ s ‖ recovery id 0 to 3, no
+//! Ethereum-style offset of 27 here) and the message's BLAKE2b-256 (or the given 32-byte
+//! hash, for `prehashed`), and compares its 33-byte compressed form with the given key.
 
 use parity_scale_codec::Encode;
 use wasmtime::{Caller, Linker};
 
 use super::abi::{read_array, read_slice, write_new_packed};
+use super::hashing::blake2_256;
 use super::{HostError, HostState};
 
 /// The signing context of every sr25519 signature in Substrate.
-const SR25519_CONTEXT: &[u8] = b"substrate";
+pub(super) const SR25519_CONTEXT: &[u8] = b"substrate";
 
 /// Whether `sig` by `public` over `msg` is valid under ZIP-215 (small-order and
 /// non-canonical points accepted, cofactored equation).
@@ -65,16 +71,25 @@ pub enum Scalars {
     Standard,
 }
 
-/// Recovers the public key that made `sig` (r ‖ s ‖ v) over the 32-byte `msg`.
+/// Recovers the public key that made `sig` (r ‖ s ‖ v) over the 32-byte `msg`; v may be
+/// given Ethereum-style, offset by 27.
 pub fn secp256k1_recover(
     sig: &[u8; 65],
     msg: &[u8; 32],
     scalars: Scalars,
 ) -> Result<libsecp256k1::PublicKey, RecoverError> {
-    // v may be given Ethereum-style, offset by 27.
     let v = if sig[64] > 26 { sig[64] - 27 } else { sig[64] };
+    recover_with_id(&sig[..64], v, msg, scalars)
+}
+
+/// Recovers the key from r ‖ s (64 bytes) and the recovery id `v` (0 to 3).
+fn recover_with_id(
+    rs: &[u8],
+    v: u8,
+    msg: &[u8; 32],
+    scalars: Scalars,
+) -> Result<libsecp256k1::PublicKey, RecoverError> {
     let id = libsecp256k1::RecoveryId::parse(v).map_err(|_| RecoverError::BadV)?;
-    let rs = &sig[..64];
     let signature = match scalars {
         Scalars::Overflowing => libsecp256k1::Signature::parse_overflowing_slice(rs),
         Scalars::Standard => libsecp256k1::Signature::parse_standard_slice(rs),
@@ -82,6 +97,28 @@ pub fn secp256k1_recover(
     .map_err(|_| RecoverError::BadRS)?;
     libsecp256k1::recover(&libsecp256k1::Message::parse(msg), &signature, &id)
         .map_err(|_| RecoverError::BadSignature)
+}
+
+/// Whether `sig` (r ‖ s ‖ recovery id) over the 32-byte hash `msg` recovers to `public`, a
+/// 33-byte compressed key.
+pub fn ecdsa_verify_prehashed(
+    sig: &[u8; 65],
+    msg: &[u8; 32],
+    public: &[u8; 33],
+    scalars: Scalars,
+) -> bool {
+    recover_with_id(&sig[..64], sig[64], msg, scalars)
+        .is_ok_and(|key| key.serialize_compressed() == *public)
+}
+
+/// ECDSA version 1: the message's BLAKE2b-256, overflowing r/s reduced.
+pub fn ecdsa_verify_v1(sig: &[u8; 65], msg: &[u8], public: &[u8; 33]) -> bool {
+    ecdsa_verify_prehashed(sig, &blake2_256(msg), public, Scalars::Overflowing)
+}
+
+/// ECDSA version 2: the message's BLAKE2b-256, overflowing r/s rejected.
+pub fn ecdsa_verify_v2(sig: &[u8; 65], msg: &[u8], public: &[u8; 33]) -> bool {
+    ecdsa_verify_prehashed(sig, &blake2_256(msg), public, Scalars::Standard)
 }
 
 /// The uncompressed key without its 0x04 prefix: x ‖ y.
@@ -108,6 +145,19 @@ pub fn register(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         linker,
         "ext_crypto_sr25519_verify_version_2",
         sr25519_verify_v2,
+    )?;
+    define_verify(linker, "ext_crypto_ecdsa_verify_version_1", ecdsa_verify_v1)?;
+    define_verify(linker, "ext_crypto_ecdsa_verify_version_2", ecdsa_verify_v2)?;
+    linker.func_wrap(
+        "env",
+        "ext_crypto_ecdsa_verify_prehashed_version_1",
+        |caller: Caller<'_, HostState>, sig: u32, msg: u32, public: u32| {
+            let sig = read_array::<65>(&caller, sig)?;
+            let msg = read_array::<32>(&caller, msg)?;
+            let public = read_array::<33>(&caller, public)?;
+            let valid = ecdsa_verify_prehashed(&sig, &msg, &public, Scalars::Standard);
+            wasmtime::Result::<u32>::Ok(valid.into())
+        },
     )?;
     register_batch(linker)?;
     let recover = "ext_crypto_secp256k1_ecdsa_recover";
@@ -138,11 +188,14 @@ pub fn register(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     Ok(())
 }
 
+/// A signature check: signature, message, public key.
+type Verify<const S: usize, const P: usize> = fn(&[u8; S], &[u8], &[u8; P]) -> bool;
+
 /// Defines `name` as `(i32 sig, i64 msg, i32 public) -> i32 bool`.
-fn define_verify(
+fn define_verify<const S: usize, const P: usize>(
     linker: &mut Linker<HostState>,
     name: &str,
-    verify: fn(&[u8; 64], &[u8], &[u8; 32]) -> bool,
+    verify: Verify<S, P>,
 ) -> wasmtime::Result<()> {
     linker.func_wrap(
         "env",
@@ -155,32 +208,45 @@ fn define_verify(
 }
 
 /// Reads a verify function's arguments from guest memory and checks the signature.
-fn verify_args(
+fn verify_args<const S: usize, const P: usize>(
     caller: &Caller<'_, HostState>,
-    verify: fn(&[u8; 64], &[u8], &[u8; 32]) -> bool,
+    verify: Verify<S, P>,
     sig: u32,
     msg: u64,
     public: u32,
 ) -> wasmtime::Result<bool> {
-    let sig = read_array::<64>(caller, sig)?;
+    let sig = read_array::<S>(caller, sig)?;
     let msg = read_slice(caller, msg)?;
-    let public = read_array::<32>(caller, public)?;
+    let public = read_array::<P>(caller, public)?;
     Ok(verify(&sig, &msg, &public))
 }
 
 /// The deprecated batch functions that older runtimes still import. As in Polkadot's host
-/// today, nothing is deferred: each signature is verified at once, and the batch only
-/// remembers whether all of them were valid.
+/// today, nothing is deferred: each signature is verified at once (by the latest version of
+/// its scheme's verify function), and the batch only remembers whether all were valid.
 fn register_batch(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    define_batch_verify(
-        linker,
+    // Polkadot's host (sp-io 49) panics in every call of this one: its ed25519 check looks up
+    // an extension through the externalities the batch call already holds, a re-entrant
+    // borrow. The guest traps there, so it traps here too, or the two hosts would disagree.
+    linker.func_wrap(
+        "env",
         "ext_crypto_ed25519_batch_verify_version_1",
-        ed25519_verify,
+        |_: u32, _: u64, _: u32| -> wasmtime::Result<u32> {
+            Err(batch_error(
+                "ed25519_batch_verify",
+                "Polkadot's host traps in every call",
+            ))
+        },
     )?;
     define_batch_verify(
         linker,
         "ext_crypto_sr25519_batch_verify_version_1",
         sr25519_verify_v2,
+    )?;
+    define_batch_verify(
+        linker,
+        "ext_crypto_ecdsa_batch_verify_version_1",
+        ecdsa_verify_v2,
     )?;
     linker.func_wrap(
         "env",
@@ -216,10 +282,10 @@ fn batch_error(function: &'static str, reason: &str) -> wasmtime::Error {
 }
 
 /// Defines `name` like [`define_verify`], also recording the result in an open batch.
-fn define_batch_verify(
+fn define_batch_verify<const S: usize, const P: usize>(
     linker: &mut Linker<HostState>,
     name: &str,
-    verify: fn(&[u8; 64], &[u8], &[u8; 32]) -> bool,
+    verify: Verify<S, P>,
 ) -> wasmtime::Result<()> {
     linker.func_wrap(
         "env",
@@ -410,5 +476,78 @@ mod tests {
             Result::<(), _>::Err(RecoverError::BadSignature).encode(),
             [1, 2]
         );
+    }
+
+    /// sp-core's ECDSA pair for seed [7; 32] signed "pvf parity" (BLAKE2b-256 hashed,
+    /// recovery id 0); the results of each version were printed by sp-io 49 run natively in
+    /// a scratch project (version 1 as `Pair::verify_deprecated`, which it calls).
+    const ECDSA_PUBLIC: &str = "02989c0b76cb563971fdc9bef31ec06c3560f3249d6ee9e5d83c57625596e05f6f";
+    const ECDSA_SIG: &str = "0b6d55d810ccb6622d3a55aca6c341888db3c37d671f3d10c8517cf28373ee3c7adb53526d255de4dd4c1ae6c03906725584235cea4a45c3b10bde93fe45774800";
+    const ECDSA_MSG: &[u8] = b"pvf parity";
+
+    /// (version 1, version 2, prehashed) for a signature and key.
+    fn ecdsa_all(sig: &[u8; 65], public: &[u8; 33]) -> (bool, bool, bool) {
+        (
+            ecdsa_verify_v1(sig, ECDSA_MSG, public),
+            ecdsa_verify_v2(sig, ECDSA_MSG, public),
+            ecdsa_verify_prehashed(sig, &blake2_256(ECDSA_MSG), public, Scalars::Standard),
+        )
+    }
+
+    #[test]
+    fn ecdsa_verification_matches_sp_io_per_version() {
+        let public = hex::<33>(ECDSA_PUBLIC);
+        let sig = hex::<65>(ECDSA_SIG);
+        assert_eq!(ecdsa_all(&sig, &public), (true, true, true));
+        // The recovery id is 0 to 3: no Ethereum-style 27 here, unlike key recovery.
+        let mut offset = sig;
+        offset[64] += 27;
+        assert_eq!(ecdsa_all(&offset, &public), (false, false, false));
+        let mut four = sig;
+        four[64] = 4;
+        assert_eq!(ecdsa_all(&four, &public), (false, false, false));
+        // A high s (n - s, recovery id flipped) is accepted by every version.
+        let high = hex::<65>(
+            "0b6d55d810ccb6622d3a55aca6c341888db3c37d671f3d10c8517cf28373ee3c8524acad92daa21b22b3e5193fc6f98c652ab989c4fe5a780ec67ff8d1f0c9f901",
+        );
+        assert_eq!(ecdsa_all(&high, &public), (true, true, true));
+        // s = n + 1 overflows: version 1 reduces it to 1 and recovers this key; version 2
+        // and prehashed refuse the signature.
+        let overflowing = hex::<65>(
+            "0b6d55d810ccb6622d3a55aca6c341888db3c37d671f3d10c8517cf28373ee3cfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd036414200",
+        );
+        let reduced_key =
+            hex::<33>("02e58f161573805883e7f7b9e7baddc9ce5c30e876217ca749148ef92826927e87");
+        assert_eq!(ecdsa_all(&overflowing, &reduced_key), (true, false, false));
+        // r = 0, a flipped bit of r, the key's prefix byte flipped: false everywhere.
+        let mut zero_r = sig;
+        zero_r[..32].fill(0);
+        assert_eq!(ecdsa_all(&zero_r, &public), (false, false, false));
+        let mut flipped = sig;
+        flipped[10] ^= 1;
+        assert_eq!(ecdsa_all(&flipped, &public), (false, false, false));
+        let mut other = public;
+        other[0] ^= 1;
+        assert_eq!(ecdsa_all(&sig, &other), (false, false, false));
+    }
+
+    #[test]
+    fn ecdsa_prehashed_accepts_the_go_ethereum_ecrecover_vector() {
+        // go-ethereum's ecRecover vector (v = 27 there, recovery id 0 here), with the key it
+        // recovers, compressed.
+        let msg = hex::<32>("38d18acb67d25c8bb9942764b62f18e17054f66a817bd4295423adf9ed98873e");
+        let mut sig = [0u8; 65];
+        sig[..32].copy_from_slice(&msg);
+        sig[32..64].copy_from_slice(&hex::<32>(
+            "789d1dd423d25f0772d2748d60f7e4b81bb14d086eba8e8e8efb6dcff8a4ae02",
+        ));
+        let mut ethereum = sig;
+        ethereum[64] = 27;
+        let key = secp256k1_recover(&ethereum, &msg, Scalars::Standard)
+            .unwrap()
+            .serialize_compressed();
+        assert!(ecdsa_verify_prehashed(&sig, &msg, &key, Scalars::Standard));
+        sig[64] = 1;
+        assert!(!ecdsa_verify_prehashed(&sig, &msg, &key, Scalars::Standard));
     }
 }

@@ -23,6 +23,11 @@ pub fn keccak_256(data: &[u8]) -> [u8; 32] {
     sha3::Keccak256::digest(data).into()
 }
 
+/// Keccak-512 (the original padding, not SHA3-512).
+pub fn keccak_512(data: &[u8]) -> [u8; 64] {
+    sha3::Keccak512::digest(data).into()
+}
+
 /// SHA-256.
 pub fn sha2_256(data: &[u8]) -> [u8; 32] {
     sha2::Sha256::digest(data).into()
@@ -45,6 +50,7 @@ pub fn register(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     define(linker, "ext_hashing_twox_128_version_1", twox::<16>)?;
     define(linker, "ext_hashing_twox_256_version_1", twox::<32>)?;
     define(linker, "ext_hashing_keccak_256_version_1", keccak_256)?;
+    define(linker, "ext_hashing_keccak_512_version_1", keccak_512)?;
     define(linker, "ext_hashing_sha2_256_version_1", sha2_256)?;
     Ok(())
 }
@@ -110,6 +116,20 @@ mod tests {
         assert_eq!(
             keccak_256(b"abc"),
             hex("4e03657aea45a94fc7d47ba826c8d667c0d1e6e33a64a036ec44f58fa12d6c45")
+        );
+    }
+
+    #[test]
+    fn keccak_512_matches_the_keccak_teams_values() {
+        // Keccak-512 (original padding) of "" and "abc", as the Keccak team publishes them;
+        // sp-io 49's `keccak_512` gives the same.
+        assert_eq!(
+            keccak_512(b"").to_vec(),
+            hex::decode("0eab42de4c3ceb9235fc91acffe746b29c29a8c366b7c60e4e67c466f36a4304c00fa9caf9d87976ba469bcbe06713b435f091ef2769fb160cdab33d3670680e").unwrap()
+        );
+        assert_eq!(
+            keccak_512(b"abc").to_vec(),
+            hex::decode("18587dc2ea106b9a1563e32b3312421ca164c7f1f07bc922a9c83d77cea3a1e5d0c69910739025372dc14ac9642629379540c17e2a65b19d77aa511a9d00bb96").unwrap()
         );
     }
 

@@ -4,7 +4,7 @@
 //! host's isolation and nothing else.
 
 use pvf_common::engine;
-use pvf_common::params::ExecutorParams;
+use pvf_common::params::{ExecutorParams, PrepKind};
 use pvf_common::validation::ValidationResult;
 use pvf_execute_worker::runtime::Runtime;
 use wasmtime::Module;
@@ -21,7 +21,8 @@ impl InProcess {
     /// Compiles `code` through the prepare worker's pipeline and loads it like the execute
     /// worker does.
     pub fn load(code: &[u8], params: &ExecutorParams) -> Result<Self, BenchError> {
-        let compiled = pvf_prepare_worker::compile(code, params).map_err(BenchError::Compile)?;
+        let compiled = pvf_prepare_worker::compile(code, params, PrepKind::Lenient)
+            .map_err(BenchError::Compile)?;
         let engine = engine::engine(params).map_err(|e| BenchError::Baseline(e.to_string()))?;
         // SAFETY: the payload was produced a moment ago, in this process, by
         // `precompile_module` on an engine with this very configuration.

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use pvf_common::params::ExecutorParams;
+use pvf_common::params::{ExecutorParams, PrepKind};
 
 use super::guests::{self, Code};
 use super::session::Session;
@@ -55,8 +55,12 @@ pub async fn run(options: &Options, corpus: &[Code]) -> Result<Vec<Prepare>, Ben
             session.stop().await;
 
             let start = Instant::now();
-            pvf_prepare_worker::compile(&code.bytes, &ExecutorParams::default())
-                .map_err(BenchError::Compile)?;
+            pvf_prepare_worker::compile(
+                &code.bytes,
+                &ExecutorParams::default(),
+                PrepKind::Precheck,
+            )
+            .map_err(BenchError::Compile)?;
             local.push(start.elapsed());
         }
         tracing::info!(code = %code.name, "prepare measured");

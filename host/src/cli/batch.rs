@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use pvf_host::{ExecuteArgs, ExitCode, Verdict};
+use pvf_host::{ExecuteArgs, ExitCode, Reason, Verdict};
 use tokio::task::JoinSet;
 
 /// Validate many requests from a file in parallel.
@@ -62,7 +62,7 @@ pub async fn run(mut config: pvf_host::Config, args: Args) -> ExitCode {
             }
             Err(e) => {
                 tally.other += 1;
-                serde_json::json!({"verdict": "Internal", "reason": e.to_string()})
+                super::validate::verdict_json(&Verdict::Internal(Reason::Local(e.to_string())))
             }
         };
         results[index] = Some(line);
@@ -70,7 +70,10 @@ pub async fn run(mut config: pvf_host::Config, args: Args) -> ExitCode {
     }
     eprintln!();
     for (index, line) in results.into_iter().enumerate() {
-        let mut line = line.unwrap_or_else(|| serde_json::json!({"verdict": "Internal"}));
+        let mut line = line.unwrap_or_else(|| {
+            let lost = Reason::Local("the request's task ended without an answer".into());
+            super::validate::verdict_json(&Verdict::Internal(lost))
+        });
         line["index"] = serde_json::json!(index);
         println!("{line}");
     }
@@ -121,14 +124,16 @@ impl Tally {
 
 /// Reads and parses the batch file, loading each distinct code file once.
 fn load(file: &Path) -> Result<Vec<ExecuteArgs>, String> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", file.display());
+    let mut input = std::io::BufReader::new(std::fs::File::open(file).map_err(cannot)?);
     let base = file.parent().unwrap_or(Path::new("."));
     let mut codes = super::input::CodeCache::default();
     let mut requests = Vec::new();
-    for (number, line) in text.lines().enumerate() {
-        let at = |e: String| format!("{}:{}: {e}", file.display(), number + 1);
-        if let Some(request) = codes.parse_request(line, base).map_err(at)? {
+    let mut number = 0;
+    while let Some(line) = super::input::read_line(&mut input).map_err(cannot)? {
+        number += 1;
+        let at = |e: String| format!("{}:{number}: {e}", file.display());
+        if let Some(request) = codes.parse_request(&line.map_err(at)?, base).map_err(at)? {
             requests.push(request);
         }
     }

@@ -1,6 +1,7 @@
 //! Loading the files a command is given. Any failure here is a usage error (exit 2).
 
 use std::collections::HashMap;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,17 +10,76 @@ use parity_scale_codec::Encode;
 use pvf_common::params::{ExecKind, ExecutorParams};
 use pvf_common::validation::ValidationParams;
 use pvf_host::ExecuteArgs;
+use pvf_host::host::MAX_VALIDATION_PARAMS_LEN;
+
+/// The largest code file read: far past any real runtime (a relay chain allows a few MiB of
+/// compressed code), so that a wrong path (a disk image, `/dev/zero`) is refused, not read
+/// into memory.
+pub const MAX_CODE_FILE_LEN: u64 = 256 * 1024 * 1024;
+
+/// The longest request line of `batch` and `serve`: the largest params in hex, plus room for
+/// the other fields.
+pub const MAX_LINE_LEN: usize = 2 * MAX_VALIDATION_PARAMS_LEN + 64 * 1024;
 
 /// Reads validation code: `.wat` text is compiled to Wasm; anything else (Wasm or a
 /// compressed blob) is passed on as-is.
 pub fn read_code(path: &Path) -> Result<Vec<u8>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = read_capped(path, MAX_CODE_FILE_LEN)?;
     if path.extension().is_some_and(|ext| ext == "wat") {
         return wat::parse_bytes(&bytes)
             .map(|wasm| wasm.into_owned())
             .map_err(|e| format!("{}: {e}", path.display()));
     }
     Ok(bytes)
+}
+
+/// Reads a whole file of at most `cap` bytes.
+pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, String> {
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(cap + 1).read_to_end(&mut bytes))
+        .map_err(cannot)?;
+    if bytes.len() as u64 > cap {
+        return Err(format!("{} is larger than {cap} bytes", path.display()));
+    }
+    Ok(bytes)
+}
+
+/// Reads one line (without its newline) of at most [`MAX_LINE_LEN`] bytes; `Ok(None)` at the
+/// end of the input. A longer line is skipped to its end and refused, so the next line still
+/// reads.
+pub fn read_line(input: &mut impl BufRead) -> std::io::Result<Option<Result<String, String>>> {
+    let mut line = Vec::new();
+    let read = input
+        .by_ref()
+        .take(MAX_LINE_LEN as u64 + 1)
+        .read_until(b'\n', &mut line)?;
+    if read == 0 {
+        return Ok(None);
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    } else if line.len() > MAX_LINE_LEN {
+        let mut rest = Vec::new();
+        while input
+            .by_ref()
+            .take(64 * 1024)
+            .read_until(b'\n', &mut rest)?
+            > 0
+        {
+            if rest.last() == Some(&b'\n') {
+                break;
+            }
+            rest.clear();
+        }
+        return Ok(Some(Err(format!(
+            "a request line longer than {MAX_LINE_LEN} bytes"
+        ))));
+    }
+    Ok(Some(String::from_utf8(line).map_err(|_| {
+        "a request line that is not UTF-8".to_string()
+    })))
 }
 
 /// Decodes `--params-hex`, tolerating a `0x` prefix.
@@ -88,6 +148,30 @@ mod tests {
             ExecKind::Approval => "approval",
             ExecKind::Dispute => "dispute",
         }
+    }
+
+    #[test]
+    fn long_lines_are_refused_and_the_next_line_still_reads() {
+        let mut input = Vec::new();
+        input.extend(b"first\n");
+        input.extend(std::iter::repeat_n(b'x', MAX_LINE_LEN + 10));
+        input.extend(b"\nlast");
+        let mut input = std::io::Cursor::new(input);
+        let mut next = || read_line(&mut input).unwrap();
+        assert_eq!(next(), Some(Ok("first".into())));
+        assert!(matches!(next(), Some(Err(e)) if e.contains("longer than")));
+        assert_eq!(next(), Some(Ok("last".into())));
+        assert_eq!(next(), None);
+    }
+
+    #[test]
+    fn code_files_past_the_cap_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("code.wasm");
+        std::fs::write(&path, [0u8; 11]).unwrap();
+        assert_eq!(read_capped(&path, 11).unwrap().len(), 11);
+        let e = read_capped(&path, 10).unwrap_err();
+        assert!(e.contains("larger than 10 bytes"), "{e}");
     }
 
     proptest! {

@@ -112,10 +112,10 @@ fn describe(blob: &[u8]) -> Result<Report, String> {
 fn add_import(report: &mut Report, import: wasmparser::Import<'_>) {
     let name = format!("{}.{}", import.module, import.name);
     match import.ty {
-        TypeRef::Func(_) if host_api::is_supported(import.module, import.name) => {
+        TypeRef::Func(_) if host_api::lookup(import.module, import.name).is_some() => {
             report.supported.push(name);
         }
-        TypeRef::Func(_) => report.stubbed.push(name),
+        TypeRef::Func(_) if import.module == "env" => report.stubbed.push(name),
         TypeRef::Memory(memory) => {
             report.memory = Some(MemoryLimits {
                 imported: true,
@@ -123,8 +123,11 @@ fn add_import(report: &mut Report, import: wasmparser::Import<'_>) {
                 maximum_pages: memory.maximum,
             });
         }
-        // Prevalidation refuses any other import; list it with the stubs so it is seen.
-        _ => report.stubbed.push(format!("{name} (not a function)")),
+        // The runtime cannot be constructed with any other import; list it with the stubs
+        // so it is seen.
+        _ => report.stubbed.push(format!(
+            "{name} (not provided: the runtime cannot be constructed)"
+        )),
     }
 }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use pvf_common::params::ExecutorParams;
-use pvf_host::{ExitCode, PrecheckError, Verdict};
+use pvf_host::{ExitCode, PrecheckError, Reason, Verdict};
 
 /// Prepare code into an artifact without executing it (a pre-check).
 #[derive(clap::Args)]
@@ -55,14 +55,13 @@ pub async fn run(config: pvf_host::Config, args: Args) -> ExitCode {
         }
         Err(e) => {
             let verdict = match e {
-                PrecheckError::Prepare(e) => Verdict::from_prepare_error(e),
-                PrecheckError::Host(e) => Verdict::Internal(e.to_string()),
+                PrecheckError::Prepare(e) => Verdict::from_precheck_error(e),
+                PrecheckError::Host(e) => Verdict::Internal(Reason::Local(e.to_string())),
             };
             if args.json {
-                println!(
-                    "{}",
-                    serde_json::json!({"ok": false, "verdict": verdict.to_string()})
-                );
+                let mut report = super::validate::verdict_json(&verdict);
+                report["ok"] = serde_json::json!(false);
+                println!("{report}");
             } else {
                 println!("preparation failed: {verdict}");
             }

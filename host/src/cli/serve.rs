@@ -37,6 +37,13 @@ pub async fn run(mut config: pvf_host::Config, args: Args) -> ExitCode {
             line = lines.recv() => {
                 let Some(line) = line else { break };
                 number += 1;
+                let line = match line {
+                    Ok(line) => line,
+                    Err(e) => {
+                        println!("{}", serde_json::json!({"id": number, "error": e}));
+                        continue;
+                    }
+                };
                 let id = serde_json::from_str::<serde_json::Value>(&line)
                     .ok()
                     .and_then(|v| v.get("id").cloned())
@@ -59,12 +66,13 @@ pub async fn run(mut config: pvf_host::Config, args: Args) -> ExitCode {
     ExitCode::Ok
 }
 
-/// Lines of stdin, read on a blocking thread (stdin has no async reader in std).
-fn stdin_lines() -> mpsc::Receiver<String> {
+/// Lines of stdin, read on a blocking thread (stdin has no async reader in std), each
+/// bounded by [`super::input::MAX_LINE_LEN`].
+fn stdin_lines() -> mpsc::Receiver<Result<String, String>> {
     let (tx, rx) = mpsc::channel(64);
     tokio::task::spawn_blocking(move || {
-        for line in std::io::stdin().lines() {
-            let Ok(line) = line else { break };
+        let mut stdin = std::io::stdin().lock();
+        while let Ok(Some(line)) = super::input::read_line(&mut stdin) {
             if tx.blocking_send(line).is_err() {
                 break;
             }

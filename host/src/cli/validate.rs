@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use pvf_common::params::ExecutorParams;
 use pvf_common::validation::ValidationParams;
+use pvf_host::host::MAX_VALIDATION_PARAMS_LEN;
 use pvf_host::{ExecuteArgs, Execution, ExitCode, Verdict};
 
 use super::Kind;
@@ -38,9 +39,7 @@ pub struct Args {
 pub async fn run(config: pvf_host::Config, args: Args) -> ExitCode {
     let inputs = super::input::read_code(&args.code).and_then(|code| {
         let params = match (&args.params, &args.params_hex) {
-            (Some(path), _) => {
-                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
-            }
+            (Some(path), _) => super::input::read_capped(path, MAX_VALIDATION_PARAMS_LEN as u64)?,
             (None, Some(hex)) => super::input::params_from_hex(hex)?,
             (None, None) => ValidationParams::default().encode(),
         };
@@ -101,19 +100,12 @@ fn print_human(execution: &Execution) {
     );
 }
 
+/// The outcome as one JSON object: the verdict's fields ([`verdict_json`]), the times, and
+/// for a valid candidate a summary of its result.
 pub fn json(execution: &Execution) -> serde_json::Value {
-    let (kind, reason) = match &execution.verdict {
-        Verdict::Valid(_) => ("Valid", None),
-        Verdict::Invalid(reason) => ("Invalid", Some(reason.to_string())),
-        Verdict::PossiblyInvalid(reason) => ("PossiblyInvalid", Some(reason.clone())),
-        Verdict::Internal(reason) => ("Internal", Some(reason.clone())),
-    };
-    let mut out = serde_json::json!({
-        "verdict": kind,
-        "reason": reason,
-        "prepare_ms": execution.prepare_time.as_secs_f64() * 1e3,
-        "execute_ms": execution.execute_time.as_secs_f64() * 1e3,
-    });
+    let mut out = verdict_json(&execution.verdict);
+    out["prepare_ms"] = serde_json::json!(execution.prepare_time.as_secs_f64() * 1e3);
+    out["execute_ms"] = serde_json::json!(execution.execute_time.as_secs_f64() * 1e3);
     if let Verdict::Valid(r) = &execution.verdict {
         out["result"] = serde_json::json!({
             "head_data": format!("0x{}", hex::encode(&r.head_data)),
@@ -125,4 +117,17 @@ pub fn json(execution: &Execution) -> serde_json::Value {
         });
     }
     out
+}
+
+/// A verdict as JSON: `verdict` (its class), `stage` (`prepare` or `execute`), `kind` (the
+/// machine-readable reason, `null` when valid) and `reason` (the message). The kinds are
+/// the rows of the table in `pvf_host::verdict`.
+pub fn verdict_json(verdict: &Verdict) -> serde_json::Value {
+    let reason = verdict.reason();
+    serde_json::json!({
+        "verdict": verdict.class(),
+        "stage": verdict.stage().as_str(),
+        "kind": reason.map(|r| r.kind()),
+        "reason": reason.map(|r| r.to_string()),
+    })
 }

@@ -13,7 +13,7 @@ use pvf_common::worker::job_process::JobLimits;
 
 use super::ExecuteJob;
 use crate::metrics::Metrics;
-use crate::verdict::{InvalidReason, Verdict};
+use crate::verdict::{Reason, Verdict};
 use crate::worker::{WorkerError, WorkerProcess};
 
 /// An execute worker, the executor parameters it serves, and the artifacts in its dir.
@@ -100,7 +100,7 @@ pub async fn run(
             );
         }
         Err(e) => {
-            let verdict = Verdict::Internal(format!("linking the artifact: {e}"));
+            let verdict = Verdict::Internal(Reason::Local(format!("linking the artifact: {e}")));
             return (Some(worker), Outcome::Verdict(verdict), started.elapsed());
         }
     }
@@ -128,7 +128,7 @@ pub async fn run(
         }
         Ok(response) => (
             Some(worker),
-            Outcome::Verdict(verdict_of(response)),
+            Outcome::Verdict(Verdict::from_execute_response(response)),
             elapsed,
         ),
         // Dead or stuck: dropping the worker kills it; the queue spawns another.
@@ -156,30 +156,15 @@ pub fn unlink(worker: &mut ExecWorker, id: &ArtifactId) {
     let _ = std::fs::remove_file(worker.process.dir().join(id.file_name()));
 }
 
-/// The verdict for a response from the execute worker (see [`crate::verdict`]).
-fn verdict_of(response: ExecuteResponse) -> Verdict {
-    match response {
-        ExecuteResponse::Ok { result, .. } => Verdict::Valid(result),
-        ExecuteResponse::JobError(e) => Verdict::from_job_error(e),
-        ExecuteResponse::TimedOut { cpu_ms } => Verdict::Invalid(InvalidReason::Timeout { cpu_ms }),
-        ExecuteResponse::WallClockExceeded { wall_ms } => Verdict::PossiblyInvalid(format!(
-            "wall-clock backstop hit after {wall_ms} ms without using the CPU limit"
-        )),
-        ExecuteResponse::JobDied(death) => Verdict::from_job_death(death),
-        ExecuteResponse::BadArtifact(reason) => {
-            Verdict::Internal(format!("bad artifact: {reason}"))
-        }
-        ExecuteResponse::WorkerError(reason) => Verdict::Internal(reason),
-        ExecuteResponse::HolderFault(fault) => Verdict::from_holder_fault(fault),
-    }
-}
-
 /// The verdict when the execute worker died or stopped answering mid-job.
 fn worker_lost(error: WorkerError) -> Verdict {
     match error {
-        WorkerError::Timeout(_) | WorkerError::Frame(_) => {
-            Verdict::PossiblyInvalid(format!("execute worker lost: {error}"))
+        WorkerError::Timeout(_) => {
+            Verdict::PossiblyInvalid(Reason::WallClock(format!("execute worker lost: {error}")))
         }
-        other => Verdict::Internal(other.to_string()),
+        WorkerError::Frame(_) => {
+            Verdict::PossiblyInvalid(Reason::WorkerDied(format!("execute worker lost: {error}")))
+        }
+        other => Verdict::Internal(Reason::Local(other.to_string())),
     }
 }

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pvf_common::params::{ArtifactId, ExecutorParams};
+use pvf_common::params::{ArtifactId, ExecutorParams, PrepKind};
 
 use crate::priority::Priority;
 
@@ -28,6 +28,8 @@ pub struct PrepareJob {
     pub priority: Priority,
     /// CPU-time limit of the job.
     pub timeout: Duration,
+    /// Why it is prepared (a pre-check also checks that the runtime links).
+    pub kind: PrepKind,
 }
 
 /// A preparation's product, already moved into the cache.

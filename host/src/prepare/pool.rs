@@ -31,6 +31,7 @@ pub async fn run(
         id: job.id,
         timeout_ms: job.timeout.as_millis() as u64,
         artifact_file: fresh_artifact_name(),
+        kind: job.kind,
     };
     let started = Instant::now();
     let wait = JobLimits::from_cpu(job.timeout).wall + grace;

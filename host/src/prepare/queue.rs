@@ -291,6 +291,7 @@ mod tests {
             params,
             priority,
             timeout: Duration::from_secs(1),
+            kind: pvf_common::params::PrepKind::Lenient,
         }
     }
 

@@ -46,7 +46,7 @@ fn main() -> ExitCode {
 
 fn plant(dir: &Path, mode: &str, request: &PrepareRequest) -> PrepareResponse {
     let failed = |e: &dyn std::fmt::Display| PrepareError::Internal(e.to_string());
-    let compiled = pvf_prepare_worker::compile(&request.code, &request.params)?;
+    let compiled = pvf_prepare_worker::compile(&request.code, &request.params, request.kind)?;
     let fingerprint = pvf_common::engine::fingerprint().map_err(|e| failed(&e))?;
     let id = match mode {
         "otherid" => ArtifactId {

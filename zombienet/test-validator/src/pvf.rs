@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use pvf_common::error::PrepareError;
 use pvf_common::params::{ExecKind, ExecutorParams};
 use pvf_host::{
-    ArtifactStatus, Config, ExecuteArgs, PrecheckError, StartError, ValidationHost, Verdict,
+    ArtifactStatus, Config, ExecuteArgs, PrecheckError, Reason, StartError, ValidationHost, Verdict,
 };
 
 use crate::metrics::Metrics;
@@ -70,7 +70,7 @@ impl Pvf {
         };
         match self.host.execute(args).await {
             Ok(execution) => execution.verdict,
-            Err(e) => Verdict::Internal(e.to_string()),
+            Err(e) => Verdict::Internal(Reason::Local(e.to_string())),
         }
     }
 }

@@ -10,21 +10,11 @@ use crate::candidates::Candidate;
 /// validators vote only valid or invalid.
 pub fn digest(verdict: &Verdict) -> blake3::Hash {
     let mut hasher = blake3::Hasher::new();
-    hasher.update(kind(verdict).as_bytes());
+    hasher.update(verdict.class().as_bytes());
     if let Verdict::Valid(result) = verdict {
         hasher.update(&result.encode());
     }
     hasher.finalize()
-}
-
-/// The verdict's kind, as logged.
-pub fn kind(verdict: &Verdict) -> &'static str {
-    match verdict {
-        Verdict::Valid(_) => "Valid",
-        Verdict::Invalid(_) => "Invalid",
-        Verdict::PossiblyInvalid(_) => "PossiblyInvalid",
-        Verdict::Internal(_) => "Internal",
-    }
 }
 
 /// Logs one line: `verdict candidate=<id> verdict=<kind> digest=<hex> ...`. The network tests
@@ -34,14 +24,14 @@ pub fn log_verdict(candidate: &Candidate<'_>, verdict: &Verdict) {
     match verdict {
         Verdict::Valid(_) => tracing::info!(
             candidate = %candidate.id,
-            verdict = %kind(verdict),
+            verdict = %verdict.class(),
             digest = %digest,
             "verdict"
         ),
         Verdict::Invalid(_) | Verdict::PossiblyInvalid(_) | Verdict::Internal(_) => {
             tracing::info!(
                 candidate = %candidate.id,
-                verdict = %kind(verdict),
+                verdict = %verdict.class(),
                 digest = %digest,
                 reason = ?verdict.to_string(),
                 "verdict"
@@ -53,7 +43,7 @@ pub fn log_verdict(candidate: &Candidate<'_>, verdict: &Verdict) {
 #[cfg(test)]
 mod tests {
     use pvf_common::validation::ValidationResult;
-    use pvf_host::InvalidReason;
+    use pvf_host::Reason;
 
     use super::*;
 
@@ -65,14 +55,17 @@ mod tests {
                 ..ValidationResult::default()
             })
         };
-        let trap = |m: &str| Verdict::Invalid(InvalidReason::Trap(m.into()));
+        let trap = |m: &str| Verdict::Invalid(Reason::Trap(m.into()));
         assert_eq!(digest(&valid(1)), digest(&valid(1)));
         assert_ne!(digest(&valid(1)), digest(&valid(2)));
         assert_eq!(digest(&trap("a")), digest(&trap("b")));
-        assert_ne!(digest(&trap("a")), digest(&Verdict::Internal("a".into())));
         assert_ne!(
-            digest(&Verdict::PossiblyInvalid("a".into())),
-            digest(&Verdict::Internal("a".into()))
+            digest(&trap("a")),
+            digest(&Verdict::Internal(Reason::Local("a".into())))
+        );
+        assert_ne!(
+            digest(&Verdict::PossiblyInvalid(Reason::Local("a".into()))),
+            digest(&Verdict::Internal(Reason::Local("a".into())))
         );
     }
 }

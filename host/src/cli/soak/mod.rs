@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use parity_scale_codec::Encode;
 use pvf_common::params::{ExecKind, ExecutorParams};
 use pvf_common::validation::ValidationParams;
-use pvf_host::{Config, ExecuteArgs, Execution, ExitCode, HostError, InvalidReason, Verdict};
+use pvf_host::{Config, ExecuteArgs, Execution, ExitCode, HostError, Reason, Verdict};
 use tokio::task::JoinSet;
 
 use chaos::{Disk, Faults, Rng};
@@ -150,7 +150,10 @@ async fn reference_pool(config: &Config) -> Result<Vec<Request>, String> {
                 .execute(args.clone())
                 .await
                 .map_err(|e| e.to_string())?;
-            if matches!(out.verdict, Verdict::Valid(_) | Verdict::Invalid(_)) {
+            // Code that cannot be prepared is deterministically Internal: a clear answer too.
+            let unpreparable = matches!(&out.verdict,
+                Verdict::Internal(Reason::Preparation(e)) if e.is_deterministic());
+            if unpreparable || matches!(out.verdict, Verdict::Valid(_) | Verdict::Invalid(_)) {
                 reference = Some(out.verdict);
                 break;
             }
@@ -276,10 +279,9 @@ fn agrees(reference: &Verdict, got: &Verdict) -> bool {
     match (reference, got) {
         (_, Verdict::PossiblyInvalid(_) | Verdict::Internal(_)) => true,
         (Verdict::Valid(a), Verdict::Valid(b)) => a == b,
-        (
-            Verdict::Invalid(InvalidReason::Timeout { .. }),
-            Verdict::Invalid(InvalidReason::Timeout { .. }),
-        ) => true,
+        (Verdict::Invalid(Reason::Timeout { .. }), Verdict::Invalid(Reason::Timeout { .. })) => {
+            true
+        }
         (Verdict::Invalid(a), Verdict::Invalid(b)) => a == b,
         _ => false,
     }
