@@ -118,14 +118,20 @@ async fn run(args: Args) -> Result<bool, String> {
         .parent()
         .ok_or("no directory for the harness binary")?
         .to_path_buf();
+    // Two hosts: Polkadot's host remembers a failed preparation and answers executions of
+    // that code with it, and a validator only runs candidates of code that passed
+    // pre-checking; pvf runs every request in a process of its own. So executions go to a
+    // host that has not pre-checked the code.
     let mut polkadot = theirs::Polkadot::start(&worker_dir).await?;
+    let mut polkadot_exec = theirs::Polkadot::start(&worker_dir).await?;
     let status = polkadot.security_status().clone();
     eprintln!("Polkadot polkadot-node-core-pvf {POLKADOT_PVF_VERSION}: {status:?}");
     let all_layers = status.secure_validator_mode
         && status.can_enable_landlock
         && status.can_enable_seccomp
         && status.can_unshare_user_namespace_and_change_root
-        && status.can_do_secure_clone;
+        && status.can_do_secure_clone
+        && polkadot_exec.security_status() == &status;
     if !all_layers {
         return Err("Polkadot's host is missing a sandbox layer here; refusing to compare".into());
     }
@@ -142,7 +148,7 @@ async fn run(args: Args) -> Result<bool, String> {
         let ours_pre = pvf.precheck(case);
         let theirs_pre = polkadot.precheck(case).await;
         let ours = pvf.validate(case);
-        let theirs = polkadot.validate(case).await;
+        let theirs = polkadot_exec.validate(case).await;
         rows.push(compare(
             case,
             ours_pre,
