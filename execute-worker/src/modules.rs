@@ -89,6 +89,14 @@ impl<H> Modules<H> {
         }
     }
 
+    /// Unloads every artifact whose holder fails `keep`; returns how many.
+    pub fn retain(&mut self, mut keep: impl FnMut(&H) -> bool) -> usize {
+        let before = self.loaded.len();
+        self.loaded.retain(|_, entry| keep(&entry.holder));
+        self.bytes = self.loaded.values().map(|entry| entry.bytes).sum();
+        before - self.loaded.len()
+    }
+
     /// What is loaded now, and what was unloaded to make room since the last report.
     pub fn report(&mut self) -> LoadedModules {
         LoadedModules {
@@ -107,6 +115,19 @@ mod tests {
 
     fn id(n: u8) -> ArtifactId {
         ArtifactId::new(&[n], &ExecutorParams::default())
+    }
+
+    #[test]
+    fn retain_unloads_the_holders_that_fail_and_frees_their_bytes() {
+        let mut modules = Modules::default();
+        for n in 1..=4 {
+            modules.insert(id(n), n, 10 * u64::from(n));
+        }
+        assert_eq!(modules.retain(|n| n % 2 == 0), 2);
+        assert!(modules.get(&id(1)).is_none() && modules.get(&id(3)).is_none());
+        assert_eq!(modules.get(&id(4)), Some(&mut 4));
+        let report = modules.report();
+        assert_eq!((report.count, report.bytes, report.evicted), (2, 60, 0));
     }
 
     #[test]

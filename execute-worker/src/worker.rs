@@ -37,6 +37,14 @@ impl Handler for Worker {
             modules: self.holders.report(),
         }
     }
+
+    /// Retires holders past their CPU budget (see [`crate::holder::CPU_BUDGET`]), between requests.
+    fn idle(&mut self, _ctx: &WorkerContext) {
+        let retired = self.holders.retain(Holder::within_cpu_budget);
+        if retired > 0 {
+            tracing::info!(retired, "artifact holders past their CPU budget retired");
+        }
+    }
 }
 
 impl Worker {
@@ -46,9 +54,12 @@ impl Worker {
             .unwrap_or(usize::MAX)
             .saturating_add(HOST_STACK_MARGIN);
         let id = request.id;
-        let alive = self.holders.get(&id).map(|holder| holder.is_alive());
-        if alive != Some(true) {
-            // Never loaded, unloaded, or killed while idle: (re)load it.
+        let usable = self
+            .holders
+            .get(&id)
+            .map(|holder| holder.is_alive() && holder.within_cpu_budget());
+        if usable != Some(true) {
+            // Never loaded, unloaded, killed while idle, or past its CPU budget: (re)load it.
             self.holders.remove(&id);
             if let Err(response) = self.load(ctx, &request, stack) {
                 return response;

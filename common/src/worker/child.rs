@@ -149,6 +149,11 @@ impl Child {
         self.process.pid
     }
 
+    /// CPU time the child itself has used so far (not its children's).
+    pub fn cpu_time(&self) -> Duration {
+        self.process.cpu_time()
+    }
+
     /// Whether the child has ended (it is not reaped).
     pub fn has_exited(&self) -> std::io::Result<bool> {
         Ok(poll_two(None, &self.pidfd, Duration::ZERO)?.1)
@@ -644,6 +649,31 @@ mod tests {
         let mut expected = vec![INPUT_FD as u32, OUTPUT_FD as u32, kept_fd as u32];
         expected.sort();
         assert_eq!(fds, expected);
+    }
+
+    #[test]
+    fn a_childs_own_cpu_time_is_read_live() {
+        let spin = || {
+            let until = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+        };
+        let spinning = fork_child(JobIsolation::Fork, &[], spin).unwrap();
+        let idle = fork_child(JobIsolation::Fork, &[], || {
+            std::thread::sleep(Duration::from_secs(30))
+        })
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while spinning.cpu_time() < Duration::from_millis(200) {
+            assert!(
+                Instant::now() < deadline,
+                "the spinning child's CPU time never grew"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Negative control: a child that sleeps has used next to nothing.
+        assert!(idle.cpu_time() < Duration::from_millis(100));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use parity_scale_codec::{Decode, Encode};
 
@@ -98,6 +99,9 @@ impl WorkerArgs {
     }
 }
 
+/// How often a worker with nothing to do runs [`Handler::idle`].
+pub const IDLE_TICK: Duration = Duration::from_secs(1);
+
 /// Runs a worker: connect, harden, handshake, then answer requests until the host hangs up.
 pub fn serve<H: Handler>(kind: WorkerKind, mut handler: H) -> ExitCode {
     let mut session = match Session::open(kind) {
@@ -105,6 +109,9 @@ pub fn serve<H: Handler>(kind: WorkerKind, mut handler: H) -> ExitCode {
         Err(code) => return code,
     };
     loop {
+        while !session.request_waiting(IDLE_TICK) {
+            handler.idle(&session.ctx);
+        }
         let Envelope { nonce, body } = match session.next_request::<H::Request>() {
             Ok(Some(request)) => request,
             Ok(None) => return ExitCode::SUCCESS,
@@ -178,6 +185,21 @@ impl Session {
         Ok(Self { stream, ctx })
     }
 
+    /// Waits up to `timeout` for the host to send something (or hang up).
+    pub fn request_waiting(&self, timeout: Duration) -> bool {
+        let mut fd = libc::pollfd {
+            fd: self.stream.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let millis = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: one valid pollfd, for the duration of the call.
+        let ready = unsafe { libc::poll(&mut fd, 1, millis) };
+        // An error (EINTR) reads as nothing yet; a hang-up or error on the socket as ready,
+        // for the read that follows to report it.
+        ready > 0
+    }
+
     /// Waits for the next request; `None` when the host hung up.
     pub fn next_request<R: Decode>(&mut self) -> Result<Option<Envelope<R>>, ExitCode> {
         match frame::read::<Envelope<R>>(&mut self.stream) {
@@ -211,8 +233,8 @@ pub trait Handler {
     /// Answers one request.
     fn handle(&mut self, ctx: &WorkerContext, request: Self::Request) -> Self::Response;
 
-    /// Runs after each answer has been sent, while the host has nothing for the worker:
-    /// the place to get ready for the next request off the request's path.
+    /// Runs after each answer has been sent and then every [`IDLE_TICK`] while the host has
+    /// nothing for the worker: housekeeping off the requests' path.
     fn idle(&mut self, _ctx: &WorkerContext) {}
 }
 
