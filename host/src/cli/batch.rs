@@ -6,9 +6,11 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pvf_host::{ExecuteArgs, ExitCode, Reason, Verdict};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 /// Validate many requests from a file in parallel.
@@ -35,9 +37,11 @@ pub async fn run(mut config: pvf_host::Config, args: Args) -> ExitCode {
     if let Some(workers) = args.workers {
         config.execute_workers_max = workers;
     }
-    config.max_queued_executions = config.max_queued_executions.max(requests.len());
-    // Every request is queued at once by design: none is late.
+    // The file is fed to the host as fast as it takes requests: none is late.
     config.backing_deadline = None;
+    // At most a full queue at once: the queue is sized for a validator's load, and scans its
+    // waiting jobs on every scheduling decision.
+    let feed = Arc::new(Semaphore::new(config.max_queued_executions));
     let host = match super::start_host_serving_metrics(config, args.prometheus_port).await {
         Ok(host) => host,
         Err(code) => return code,
@@ -47,7 +51,11 @@ pub async fn run(mut config: pvf_host::Config, args: Args) -> ExitCode {
     let mut tasks = JoinSet::new();
     for (index, request) in requests.into_iter().enumerate() {
         let host = host.clone();
-        tasks.spawn(async move { (index, host.execute(request).await) });
+        let feed = feed.clone();
+        tasks.spawn(async move {
+            let _queued = feed.acquire_owned().await;
+            (index, host.execute(request).await)
+        });
     }
     let mut results = vec![None; total];
     let mut tally = Tally::default();
