@@ -83,6 +83,9 @@ pub struct ExecuteRequest {
     /// Bytes of artifacts the worker may keep loaded (each in its own holder process); past
     /// it, the least recently used are unloaded first.
     pub module_cache_bytes: u64,
+    /// CPU time, in milliseconds, an artifact holder may use itself (its jobs' time is theirs)
+    /// before the worker retires it.
+    pub holder_cpu_budget_ms: u64,
 }
 
 /// An execute worker's answer: how the job ended, and the artifacts it keeps loaded after

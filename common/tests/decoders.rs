@@ -300,6 +300,7 @@ proptest! {
         artifact_file in text(),
         nonce in any::<u128>(),
         module_cache_bytes in any::<u64>(),
+        holder_cpu_budget_ms in any::<u64>(),
         mutation in mutation(),
     ) {
         let kind = if timeout_ms % 2 == 0 { PrepKind::Precheck } else { PrepKind::Lenient };
@@ -311,6 +312,7 @@ proptest! {
             validation_params: validation.encode(),
             timeout_ms,
             module_cache_bytes,
+            holder_cpu_budget_ms,
         };
         round_trips(&Envelope { nonce, body: execute }, &mutation)?;
     }

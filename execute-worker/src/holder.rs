@@ -24,9 +24,10 @@
 //!   wall-clock backstop plus [`ANSWER_MARGIN`] (and its load by [`LOAD_DEADLINE`]), and
 //!   kills a holder that is late, dead or garbled (a frame out of turn, of another
 //!   request, or a report only the worker may make);
-//! - it can use the machine's CPU while idle, but only up to [`CPU_BUDGET`] of its own: the
-//!   worker reads every holder's CPU clock after each answer and every second while idle,
-//!   and retires (kills) one past it; the next request for its artifact loads it afresh;
+//! - it can use the machine's CPU while idle, but only up to the host's holder CPU budget
+//!   (`ExecuteRequest::holder_cpu_budget_ms`) of its own: the worker reads every holder's CPU
+//!   clock after each answer and every second while idle, and retires (kills) one past it;
+//!   the next request for its artifact loads it afresh;
 //! - it can use memory up to its rlimits plus memfds (its filter allows them for the memory
 //!   image; never shared-mapped, so each lives only while its descriptor is open: at most 64
 //!   of at most 1 GiB), within its worker's cgroup.
@@ -67,14 +68,6 @@ pub const LOAD_DEADLINE: Duration = Duration::from_secs(4);
 /// How long past a job's wall-clock backstop the worker waits for the holder's answer: the
 /// holder itself stops the job at the backstop, so this only covers forking and messaging.
 pub const ANSWER_MARGIN: Duration = Duration::from_millis(500);
-
-/// The CPU time a holder may use itself (its jobs' time is theirs) before the worker
-/// retires it. Loading, forking and supervising jobs take about a millisecond per request, so
-/// an honest holder is loaded afresh after many thousands of requests (tens of milliseconds
-/// each time); a holder compromised through its artifact that spins while idle is killed
-/// within a second of reaching it (the worker's idle tick), and cannot hog a core for longer
-/// than this per load.
-pub const CPU_BUDGET: Duration = Duration::from_secs(10);
 
 /// Descriptors a holder looks through for the memory images wasmtime made (it holds only
 /// its two pipes before it loads, and its rlimit allows 64).
@@ -182,9 +175,10 @@ impl Holder {
         matches!(self.child.has_exited(), Ok(false))
     }
 
-    /// Whether the holder has used no more than [`CPU_BUDGET`] itself.
-    pub fn within_cpu_budget(&self) -> bool {
-        self.child.cpu_time() <= CPU_BUDGET
+    /// Whether the holder has used no more than `budget` of CPU time itself (its jobs'
+    /// time is theirs).
+    pub fn within_cpu_budget(&self, budget: Duration) -> bool {
+        self.child.cpu_time() <= budget
     }
 
     /// Runs one job. `Err` means the holder failed and must be dropped; it carries the

@@ -24,6 +24,8 @@ use crate::modules::Modules;
 pub struct Worker {
     engines: HashMap<[u8; 32], Engine>,
     holders: Modules<Holder>,
+    /// The holders' CPU budget, as the last request gave it.
+    holder_cpu_budget: Duration,
 }
 
 impl Handler for Worker {
@@ -38,9 +40,12 @@ impl Handler for Worker {
         }
     }
 
-    /// Retires holders past their CPU budget (see [`crate::holder::CPU_BUDGET`]), between requests.
+    /// Retires holders past their CPU budget, between requests.
     fn idle(&mut self, _ctx: &WorkerContext) {
-        let retired = self.holders.retain(Holder::within_cpu_budget);
+        let budget = self.holder_cpu_budget;
+        let retired = self
+            .holders
+            .retain(|holder| holder.within_cpu_budget(budget));
         if retired > 0 {
             tracing::info!(retired, "artifact holders past their CPU budget retired");
         }
@@ -54,10 +59,12 @@ impl Worker {
             .unwrap_or(usize::MAX)
             .saturating_add(HOST_STACK_MARGIN);
         let id = request.id;
+        let budget = Duration::from_millis(request.holder_cpu_budget_ms);
+        self.holder_cpu_budget = budget;
         let usable = self
             .holders
             .get(&id)
-            .map(|holder| holder.is_alive() && holder.within_cpu_budget());
+            .map(|holder| holder.is_alive() && holder.within_cpu_budget(budget));
         if usable != Some(true) {
             // Never loaded, unloaded, killed while idle, or past its CPU budget: (re)load it.
             self.holders.remove(&id);

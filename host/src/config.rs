@@ -39,6 +39,12 @@ pub struct Config {
     /// least recently used is unloaded, and loaded again (milliseconds) when it is next
     /// needed.
     pub execute_worker_module_cache: u64,
+    /// CPU time an artifact holder may use itself before its worker retires it (default:
+    /// 10 s). A holder spends well under a millisecond per request loading, forking and
+    /// supervising its jobs (whose time is theirs), so an honest one is loaded afresh after
+    /// tens of thousands of requests; one compromised through its artifact that spins while
+    /// idle is killed within a second of passing it.
+    pub execute_holder_cpu_budget: Duration,
     /// Executions accepted at a time, counting those queued, waiting for their artifact and
     /// running; beyond it `execute` fails with [`crate::HostError::QueueFull`] (default: 512).
     pub max_queued_executions: usize,
@@ -101,6 +107,7 @@ impl Config {
             prepare_workers_hard_max: 2,
             execute_workers_max: 2,
             execute_worker_module_cache: 1 << 30,
+            execute_holder_cpu_budget: Duration::from_secs(10),
             max_queued_executions: 512,
             spawn_timeout: Duration::from_secs(10),
             spawn_retry_delay: Duration::from_millis(250),

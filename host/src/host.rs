@@ -252,6 +252,7 @@ fn queue_configs(
         grace: config.worker_grace,
         backing_deadline: config.backing_deadline,
         module_cache_bytes: config.execute_worker_module_cache,
+        holder_cpu_budget: config.execute_holder_cpu_budget,
     };
     (prepare, execute)
 }
@@ -455,6 +456,7 @@ mod tests {
             validation_params: vec![0; MAX_VALIDATION_PARAMS_LEN],
             timeout_ms: u64::MAX,
             module_cache_bytes: u64::MAX,
+            holder_cpu_budget_ms: u64::MAX,
         };
         assert!(frame::encode(&request).is_ok());
     }

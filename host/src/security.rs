@@ -211,6 +211,7 @@ async fn execute_one(
         validation_params: ValidationParams::default().encode(),
         timeout_ms: 10_000,
         module_cache_bytes: 1 << 30,
+        holder_cpu_budget_ms: 10_000,
     };
     let answer = exec.call::<_, ExecuteAnswer>(&request, Duration::from_secs(60));
     match answer.await.map(|answer| answer.outcome) {

@@ -283,6 +283,41 @@ async fn a_stopped_or_killed_holder_costs_only_its_own_request() {
     assert!(!children_of(worker).contains(&adder_holder));
 }
 
+/// A holder past its CPU budget is retired (killed) between requests, and its artifact is
+/// loaded afresh for the next one; within the budget the same holder serves every request
+/// (the negative control). A zero budget retires every holder after its first answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holders_past_their_cpu_budget_are_retired() {
+    for (budget, retired) in [(Duration::from_secs(10), false), (Duration::ZERO, true)] {
+        let cache = tempfile::tempdir().unwrap();
+        let host = start_host(config(&cache, |c| {
+            c.execute_workers_max = 1;
+            c.execute_holder_cpu_budget = budget;
+        }))
+        .await;
+        assert_adder_valid(&host, &guest("adder"), 1, 2).await;
+        let [worker] = execute_workers(&cache)[..] else {
+            panic!("one execute worker");
+        };
+        let first = children_of(worker);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        if retired {
+            // Retired after its answer or at the next idle tick (a second).
+            while !children_of(worker).is_empty() {
+                assert!(Instant::now() < deadline, "the holder was never retired");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        } else {
+            // Past an idle tick, the holder is still there.
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            assert_eq!(first.len(), 1, "one holder");
+            assert_eq!(children_of(worker), first, "the same holder");
+        }
+        assert_adder_valid(&host, &guest("adder"), 3, 4).await;
+        assert_eq!(execute_workers(&cache), vec![worker], "the same worker");
+    }
+}
+
 /// Each worker keeps its loaded artifacts within the byte budget, unloading the least
 /// recently used (their holder processes end), and says so in the metrics.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -70,6 +70,8 @@ pub struct RunLimits {
     pub grace: Duration,
     /// Bytes of artifacts the worker may keep loaded.
     pub module_cache_bytes: u64,
+    /// CPU time an artifact holder may use itself before the worker retires it.
+    pub holder_cpu_budget: Duration,
 }
 
 /// How one execution ended.
@@ -110,6 +112,7 @@ pub async fn run(
         validation_params: job.validation_params.to_vec(),
         timeout_ms: job.timeout.as_millis() as u64,
         module_cache_bytes: limits.module_cache_bytes,
+        holder_cpu_budget_ms: limits.holder_cpu_budget.as_millis() as u64,
     };
     let wait = JobLimits::from_cpu(job.timeout).wall + limits.grace;
     let answer = worker

@@ -59,6 +59,8 @@ pub struct QueueConfig {
     pub backing_deadline: Option<Duration>,
     /// Bytes of artifacts each worker keeps loaded.
     pub module_cache_bytes: u64,
+    /// CPU time an artifact holder may use itself before its worker retires it.
+    pub holder_cpu_budget: Duration,
 }
 
 #[expect(
@@ -353,6 +355,7 @@ impl State {
         let limits = pool::RunLimits {
             grace: self.config.grace,
             module_cache_bytes: self.config.module_cache_bytes,
+            holder_cpu_budget: self.config.holder_cpu_budget,
         };
         let handle = self.tasks.spawn(async move {
             let (worker, outcome, elapsed) = pool::run(worker, &job, limits).await;
