@@ -26,7 +26,7 @@
 //!   request, or a report only the worker may make);
 //! - it can use the machine's CPU while idle, but only up to the host's holder CPU budget
 //!   (`ExecuteRequest::holder_cpu_budget_ms`) of its own: the worker reads every holder's CPU
-//!   clock after each answer and every second while idle, and retires (kills) one past it;
+//!   clock once a second (after an answer or while idle) and retires (kills) one past it;
 //!   the next request for its artifact loads it afresh;
 //! - it can use memory up to its rlimits plus memfds (its filter allows them for the memory
 //!   image; never shared-mapped, so each lives only while its descriptor is open: at most 64

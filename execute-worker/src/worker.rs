@@ -3,14 +3,14 @@
 //! the job's time and report how it ended.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pvf_common::artifact::{self, ArtifactError};
 use pvf_common::engine::{self, HOST_STACK_MARGIN};
 use pvf_common::message::{ExecuteAnswer, ExecuteRequest, ExecuteResponse};
 use pvf_common::params::ExecutorParams;
 use pvf_common::worker::job_process::JobLimits;
-use pvf_common::worker::{Handler, WorkerContext};
+use pvf_common::worker::{Handler, IDLE_TICK, WorkerContext};
 use wasmtime::Engine;
 
 use crate::holder::Holder;
@@ -26,6 +26,8 @@ pub struct Worker {
     holders: Modules<Holder>,
     /// The holders' CPU budget, as the last request gave it.
     holder_cpu_budget: Duration,
+    /// When every holder's CPU time was last read.
+    last_sweep: Option<Instant>,
 }
 
 impl Handler for Worker {
@@ -40,8 +42,16 @@ impl Handler for Worker {
         }
     }
 
-    /// Retires holders past their CPU budget, between requests.
+    /// Retires holders past their CPU budget, between requests, at most once per
+    /// [`IDLE_TICK`] (two syscalls per holder; the holder a request uses is checked then).
     fn idle(&mut self, _ctx: &WorkerContext) {
+        if self
+            .last_sweep
+            .is_some_and(|last| last.elapsed() < IDLE_TICK)
+        {
+            return;
+        }
+        self.last_sweep = Some(Instant::now());
         let budget = self.holder_cpu_budget;
         let retired = self
             .holders
