@@ -61,18 +61,7 @@ pub fn read_line(input: &mut impl BufRead) -> std::io::Result<Option<Result<Stri
     if line.last() == Some(&b'\n') {
         line.pop();
     } else if line.len() > MAX_LINE_LEN {
-        let mut rest = Vec::new();
-        while input
-            .by_ref()
-            .take(64 * 1024)
-            .read_until(b'\n', &mut rest)?
-            > 0
-        {
-            if rest.last() == Some(&b'\n') {
-                break;
-            }
-            rest.clear();
-        }
+        input.skip_until(b'\n')?;
         return Ok(Some(Err(format!(
             "a request line longer than {MAX_LINE_LEN} bytes"
         ))));
